@@ -1,0 +1,521 @@
+//! Configuration: explicit values, then `LLM_*` env, then `OPENAI_*` env (mem0's names), then defaults.
+
+use crate::error::{Error, Result};
+use crate::url;
+use std::fmt;
+use std::time::Duration;
+
+/// Default total deadline of one call.
+pub const DEFAULT_TIMEOUT_MS: u64 = 60_000;
+/// Default number of retries after the first attempt.
+pub const DEFAULT_MAX_RETRIES: u32 = 2;
+/// Default cap on a response body (and on one SSE event), in bytes.
+pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 64 * 1024 * 1024;
+
+/// How much the client writes to its log sink (`LLM_LOG`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum LogLevel {
+    /// Nothing.
+    Off,
+    /// One line per failed call (the default).
+    Error,
+    /// Reserved for lifecycle messages; currently the same as `Error`.
+    Info,
+    /// Also one line per attempt: method, URL, status, milliseconds, retry.
+    Debug,
+}
+
+impl LogLevel {
+    /// Parses `off`, `error`, `info`, `debug` (case-insensitive; `none`/`0` mean off).
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "off" | "none" | "0" | "false" => Some(LogLevel::Off),
+            "error" | "" => Some(LogLevel::Error),
+            "info" => Some(LogLevel::Info),
+            "debug" | "trace" => Some(LogLevel::Debug),
+            _ => None,
+        }
+    }
+}
+
+/// An API key that never shows itself in `Debug` or `Display` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    /// The key itself, for the `Authorization` header only.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("ApiKey(<redacted>)")
+    }
+}
+
+/// A resolved configuration. Build one with [`Config::builder`] or [`Config::from_env`].
+///
+/// ```
+/// let cfg = claw_llm::Config::builder()
+///     .base_url("http://127.0.0.1:3000")
+///     .api_key("sk-test")
+///     .build()
+///     .unwrap();
+/// assert_eq!(cfg.chat_url(), "http://127.0.0.1:3000/v1/chat/completions");
+/// assert!(!format!("{cfg:?}").contains("sk-test"));
+/// ```
+#[derive(Clone)]
+pub struct Config {
+    base_url: String,
+    api_key: ApiKey,
+    chat_url: String,
+    embeddings_url: String,
+    model: Option<String>,
+    embedding_model: Option<String>,
+    embedding_dims: Option<u32>,
+    timeout: Duration,
+    max_retries: u32,
+    log: LogLevel,
+    headers: Vec<(String, String)>,
+    max_response_bytes: u64,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key)
+            .field("chat_url", &self.chat_url)
+            .field("embeddings_url", &self.embeddings_url)
+            .field("model", &self.model)
+            .field("embedding_model", &self.embedding_model)
+            .field("embedding_dims", &self.embedding_dims)
+            .field("timeout", &self.timeout)
+            .field("max_retries", &self.max_retries)
+            .field("log", &self.log)
+            .field(
+                "headers",
+                &self.headers.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
+            .field("max_response_bytes", &self.max_response_bytes)
+            .finish()
+    }
+}
+
+impl Config {
+    /// A builder whose unset values fall back to the environment, then to defaults.
+    pub fn builder() -> ConfigBuilder {
+        ConfigBuilder::default()
+    }
+
+    /// The configuration the environment describes right now.
+    pub fn from_env() -> Result<Self> {
+        Self::builder().build()
+    }
+
+    /// The gateway base URL as given (trimmed).
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+    /// The API key (only for building the `Authorization` header).
+    pub fn api_key(&self) -> &ApiKey {
+        &self.api_key
+    }
+    /// The chat completions endpoint derived by the URL rules (or `LLM_CHAT_URL`).
+    pub fn chat_url(&self) -> &str {
+        &self.chat_url
+    }
+    /// The embeddings endpoint derived by the URL rules.
+    pub fn embeddings_url(&self) -> &str {
+        &self.embeddings_url
+    }
+    /// The model used when a call names none (`LLM_MODEL_ID`).
+    pub fn model(&self) -> Option<&str> {
+        self.model.as_deref()
+    }
+    /// The embedding model used when a call names none (`EMBEDDING_MODEL_ID`).
+    pub fn embedding_model(&self) -> Option<&str> {
+        self.embedding_model.as_deref()
+    }
+    /// Embedding dimensions (`EMBEDDING_DIMS`).
+    pub fn embedding_dims(&self) -> Option<u32> {
+        self.embedding_dims
+    }
+    /// Total deadline of one call (`LLM_TIMEOUT_MS`).
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+    /// Retries after the first attempt (`LLM_MAX_RETRIES`).
+    pub fn max_retries(&self) -> u32 {
+        self.max_retries
+    }
+    /// Log level (`LLM_LOG`).
+    pub fn log_level(&self) -> LogLevel {
+        self.log
+    }
+    /// Extra headers sent with every request.
+    pub fn headers(&self) -> &[(String, String)] {
+        &self.headers
+    }
+    /// Cap on a response body or one SSE event (`LLM_MAX_RESPONSE_BYTES`).
+    pub fn max_response_bytes(&self) -> u64 {
+        self.max_response_bytes
+    }
+}
+
+/// Builds a [`Config`]; every setter is optional and wins over the environment.
+#[derive(Clone, Default)]
+pub struct ConfigBuilder {
+    base_url: Option<String>,
+    api_key: Option<String>,
+    chat_url: Option<String>,
+    model: Option<String>,
+    embedding_model: Option<String>,
+    embedding_dims: Option<u32>,
+    timeout_ms: Option<u64>,
+    max_retries: Option<u32>,
+    log: Option<LogLevel>,
+    headers: Vec<(String, String)>,
+    max_response_bytes: Option<u64>,
+    ignore_env: bool,
+}
+
+impl fmt::Debug for ConfigBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConfigBuilder")
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .finish_non_exhaustive()
+    }
+}
+
+macro_rules! setter {
+    ($(#[$doc:meta])* $name:ident, $field:ident, String) => {
+        $(#[$doc])*
+        pub fn $name(mut self, value: impl Into<String>) -> Self {
+            self.$field = Some(value.into());
+            self
+        }
+    };
+    ($(#[$doc:meta])* $name:ident, $field:ident, $ty:ty) => {
+        $(#[$doc])*
+        pub fn $name(mut self, value: $ty) -> Self {
+            self.$field = Some(value);
+            self
+        }
+    };
+}
+
+impl ConfigBuilder {
+    setter!(
+        /// Gateway base URL (else `LLM_BASE_URL`, `OPENAI_BASE_URL`, `OPENAI_API_BASE`).
+        base_url, base_url, String);
+    setter!(
+        /// Bearer key (else `LLM_API_KEY`, `OPENAI_API_KEY`).
+        api_key, api_key, String);
+    setter!(
+        /// Full chat endpoint used verbatim (else `LLM_CHAT_URL`).
+        chat_url, chat_url, String);
+    setter!(
+        /// Default chat model (else `LLM_MODEL_ID`).
+        model, model, String);
+    setter!(
+        /// Default embedding model (else `EMBEDDING_MODEL_ID`).
+        embedding_model, embedding_model, String);
+    setter!(
+        /// Embedding dimensions (else `EMBEDDING_DIMS`).
+        embedding_dims, embedding_dims, u32);
+    setter!(
+        /// Total deadline of a call in ms (else `LLM_TIMEOUT_MS`, default 60000).
+        timeout_ms, timeout_ms, u64);
+    setter!(
+        /// Retries after the first attempt (else `LLM_MAX_RETRIES`, default 2).
+        max_retries, max_retries, u32);
+    setter!(
+        /// Log level (else `LLM_LOG`, default `error`).
+        log_level, log, LogLevel);
+    setter!(
+        /// Response size cap in bytes (else `LLM_MAX_RESPONSE_BYTES`, default 64 MiB).
+        max_response_bytes, max_response_bytes, u64);
+
+    /// Adds a header sent with every request.
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Do not read the environment at all: only explicit values and defaults.
+    pub fn ignore_env(mut self, yes: bool) -> Self {
+        self.ignore_env = yes;
+        self
+    }
+
+    /// Resolves against the process environment.
+    pub fn build(self) -> Result<Config> {
+        let ignore = self.ignore_env;
+        self.build_with(|name| {
+            if ignore {
+                None
+            } else {
+                std::env::var(name).ok()
+            }
+        })
+    }
+
+    /// Resolves against `lookup` instead of the process environment (useful in tests).
+    pub fn build_with(self, lookup: impl Fn(&str) -> Option<String>) -> Result<Config> {
+        let get = |names: &[&str]| -> Option<(String, String)> {
+            names.iter().find_map(|n| {
+                lookup(n)
+                    .map(|v| v.trim().to_string())
+                    .filter(|v| !v.is_empty())
+                    .map(|v| (n.to_string(), v))
+            })
+        };
+        let explicit = |v: Option<String>, what: &str| -> Option<(String, String)> {
+            v.map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .map(|s| (what.to_string(), s))
+        };
+
+        let (base_name, base_url) = explicit(self.base_url, "baseUrl")
+            .or_else(|| get(&["LLM_BASE_URL", "OPENAI_BASE_URL", "OPENAI_API_BASE"]))
+            .ok_or_else(|| {
+                Error::config("LLM_BASE_URL is not set (nor OPENAI_BASE_URL); set it to your gateway, e.g. http://127.0.0.1:3000")
+            })?;
+        let (_, api_key) = explicit(self.api_key, "apiKey")
+            .or_else(|| get(&["LLM_API_KEY", "OPENAI_API_KEY"]))
+            .ok_or_else(|| Error::config("LLM_API_KEY is not set (nor OPENAI_API_KEY)"))?;
+        if api_key.chars().any(|c| c.is_control()) {
+            return Err(Error::config(
+                "LLM_API_KEY contains control characters (the value is not shown)",
+            ));
+        }
+
+        let chat_override = explicit(self.chat_url, "chatUrl").or_else(|| get(&["LLM_CHAT_URL"]));
+        let chat_url = match chat_override {
+            Some((name, v)) => url::verbatim_endpoint(&v, &name)?,
+            None => url::endpoint(&base_url, url::Endpoint::Chat, &base_name)?,
+        };
+        let embeddings_url = url::endpoint(&base_url, url::Endpoint::Embeddings, &base_name)?;
+
+        let model = self
+            .model
+            .map(|m| m.trim().to_string())
+            .filter(|m| !m.is_empty())
+            .or_else(|| get(&["LLM_MODEL_ID"]).map(|(_, v)| v));
+        let embedding_model = self
+            .embedding_model
+            .map(|m| m.trim().to_string())
+            .filter(|m| !m.is_empty())
+            .or_else(|| get(&["EMBEDDING_MODEL_ID"]).map(|(_, v)| v));
+
+        let embedding_dims = match self.embedding_dims {
+            Some(d) => Some(d),
+            None => parse_env(&get, "EMBEDDING_DIMS")?,
+        };
+        let timeout_ms = match self.timeout_ms {
+            Some(t) => t,
+            None => parse_env(&get, "LLM_TIMEOUT_MS")?.unwrap_or(DEFAULT_TIMEOUT_MS),
+        };
+        if timeout_ms == 0 {
+            return Err(Error::config(
+                "timeoutMs must be a positive number of milliseconds, got 0",
+            ));
+        }
+        let max_retries = match self.max_retries {
+            Some(r) => r,
+            None => parse_env(&get, "LLM_MAX_RETRIES")?.unwrap_or(DEFAULT_MAX_RETRIES),
+        };
+        let log = match self.log {
+            Some(l) => l,
+            None => match get(&["LLM_LOG"]) {
+                Some((_, v)) => LogLevel::parse(&v).ok_or_else(|| {
+                    Error::config(format!(
+                        "LLM_LOG must be off, error, info or debug, got {v:?}"
+                    ))
+                })?,
+                None => LogLevel::Error,
+            },
+        };
+        let max_response_bytes = match self.max_response_bytes {
+            Some(b) => b,
+            None => {
+                parse_env(&get, "LLM_MAX_RESPONSE_BYTES")?.unwrap_or(DEFAULT_MAX_RESPONSE_BYTES)
+            }
+        };
+        for (name, value) in &self.headers {
+            crate::client::validate_header(name, value)?;
+        }
+
+        Ok(Config {
+            base_url,
+            api_key: ApiKey(api_key),
+            chat_url,
+            embeddings_url,
+            model,
+            embedding_model,
+            embedding_dims,
+            timeout: Duration::from_millis(timeout_ms),
+            max_retries,
+            log,
+            headers: self.headers,
+            max_response_bytes,
+        })
+    }
+}
+
+fn parse_env<T: std::str::FromStr>(
+    get: &impl Fn(&[&str]) -> Option<(String, String)>,
+    name: &str,
+) -> Result<Option<T>> {
+    match get(&[name]) {
+        None => Ok(None),
+        Some((_, v)) => v.parse::<T>().map(Some).map_err(|_| {
+            Error::config(format!("{name} must be a non-negative integer, got {v:?}"))
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn config_explicit_beats_llm_env_beats_openai_env() {
+        let e = env(&[
+            ("LLM_BASE_URL", "http://llm:1"),
+            ("OPENAI_BASE_URL", "http://openai:2"),
+            ("LLM_API_KEY", "k1"),
+            ("OPENAI_API_KEY", "k2"),
+        ]);
+        let c = Config::builder().build_with(&e).unwrap();
+        assert_eq!(c.base_url(), "http://llm:1");
+        assert_eq!(c.api_key().expose(), "k1");
+        let c = Config::builder()
+            .base_url("http://explicit:3")
+            .build_with(&e)
+            .unwrap();
+        assert_eq!(c.base_url(), "http://explicit:3");
+        let c = Config::builder()
+            .build_with(env(&[
+                ("OPENAI_BASE_URL", "http://openai:2"),
+                ("OPENAI_API_KEY", "k2"),
+            ]))
+            .unwrap();
+        assert_eq!(c.base_url(), "http://openai:2");
+        assert_eq!(c.api_key().expose(), "k2");
+        let c = Config::builder()
+            .build_with(env(&[
+                ("OPENAI_API_BASE", "http://b:4/v1"),
+                ("LLM_API_KEY", "k"),
+            ]))
+            .unwrap();
+        assert_eq!(c.chat_url(), "http://b:4/v1/chat/completions");
+    }
+
+    #[test]
+    fn config_values_are_trimmed() {
+        let c = Config::builder()
+            .build_with(env(&[
+                ("LLM_BASE_URL", " http://h:3000/ \n"),
+                ("LLM_API_KEY", "sk-abc\n"),
+                ("LLM_TIMEOUT_MS", " 1500 "),
+            ]))
+            .unwrap();
+        assert_eq!(c.api_key().expose(), "sk-abc");
+        assert_eq!(c.chat_url(), "http://h:3000/v1/chat/completions");
+        assert_eq!(c.timeout(), Duration::from_millis(1500));
+    }
+
+    #[test]
+    fn config_defaults() {
+        let c = Config::builder()
+            .build_with(env(&[("LLM_BASE_URL", "http://h"), ("LLM_API_KEY", "k")]))
+            .unwrap();
+        assert_eq!(c.timeout(), Duration::from_millis(60_000));
+        assert_eq!(c.max_retries(), 2);
+        assert_eq!(c.log_level(), LogLevel::Error);
+        assert_eq!(c.max_response_bytes(), 64 * 1024 * 1024);
+        assert_eq!(c.model(), None);
+    }
+
+    #[test]
+    fn config_missing_base_url_is_config_error() {
+        let err = Config::builder()
+            .build_with(env(&[("LLM_API_KEY", "k")]))
+            .unwrap_err();
+        assert_eq!(err.code(), "LLM_CLIENT_CONFIG");
+        assert!(err.to_string().contains("LLM_BASE_URL"));
+    }
+
+    #[test]
+    fn config_missing_api_key_is_config_error() {
+        let err = Config::builder()
+            .build_with(env(&[("LLM_BASE_URL", "http://h")]))
+            .unwrap_err();
+        assert_eq!(err.code(), "LLM_CLIENT_CONFIG");
+        assert!(err.to_string().contains("LLM_API_KEY"));
+    }
+
+    #[test]
+    fn config_bad_numbers_name_the_variable() {
+        let err = Config::builder()
+            .build_with(env(&[
+                ("LLM_BASE_URL", "http://h"),
+                ("LLM_API_KEY", "k"),
+                ("LLM_TIMEOUT_MS", "soon"),
+            ]))
+            .unwrap_err();
+        assert!(err.to_string().contains("LLM_TIMEOUT_MS"), "{err}");
+        assert!(err.to_string().contains("soon"));
+    }
+
+    #[test]
+    fn config_debug_never_shows_key() {
+        let c = Config::builder()
+            .header("x-team", "a")
+            .build_with(env(&[
+                ("LLM_BASE_URL", "http://h"),
+                ("LLM_API_KEY", "sk-supersecret-123"),
+            ]))
+            .unwrap();
+        let dbg = format!(
+            "{c:?} {:?}",
+            Config::builder().api_key("sk-supersecret-123")
+        );
+        assert!(!dbg.contains("sk-supersecret-123"), "{dbg}");
+        assert!(dbg.contains("redacted"));
+    }
+
+    #[test]
+    fn config_log_levels_parse() {
+        assert_eq!(LogLevel::parse("OFF"), Some(LogLevel::Off));
+        assert_eq!(LogLevel::parse("debug"), Some(LogLevel::Debug));
+        assert_eq!(LogLevel::parse("loud"), None);
+    }
+
+    #[test]
+    fn config_chat_url_override_used_verbatim() {
+        let c = Config::builder()
+            .build_with(env(&[
+                ("LLM_BASE_URL", "http://h"),
+                ("LLM_API_KEY", "k"),
+                ("LLM_CHAT_URL", "http://h/v1/chat?tenant=a"),
+            ]))
+            .unwrap();
+        assert_eq!(c.chat_url(), "http://h/v1/chat?tenant=a");
+        assert_eq!(c.embeddings_url(), "http://h/v1/embeddings");
+    }
+}

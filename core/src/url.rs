@@ -1,0 +1,234 @@
+//! How a gateway base URL becomes the chat and embeddings endpoints (CONTRACT §3).
+
+use crate::error::{Error, Result};
+
+/// Which endpoint to derive from a base URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `/chat/completions`
+    Chat,
+    /// `/embeddings`
+    Embeddings,
+}
+
+impl Endpoint {
+    fn suffix(self) -> &'static str {
+        match self {
+            Endpoint::Chat => "/chat/completions",
+            Endpoint::Embeddings => "/embeddings",
+        }
+    }
+}
+
+/// Derives an endpoint from a gateway base URL.
+///
+/// Trailing slashes are dropped and a query string is kept. A path already ending in the
+/// endpoint is used as is; a last segment that is a version (`v1`, `v4`, `v1beta`) gets the
+/// endpoint appended; anything else gets `/v1` plus the endpoint.
+///
+/// ```
+/// use claw_llm::url::{endpoint, Endpoint};
+/// assert_eq!(endpoint("http://h:3000", Endpoint::Chat, "LLM_BASE_URL").unwrap(),
+///            "http://h:3000/v1/chat/completions");
+/// assert_eq!(endpoint("https://open.bigmodel.cn/api/paas/v4/", Endpoint::Chat, "LLM_BASE_URL").unwrap(),
+///            "https://open.bigmodel.cn/api/paas/v4/chat/completions");
+/// assert_eq!(endpoint("http://h/v1?key=1", Endpoint::Embeddings, "LLM_BASE_URL").unwrap(),
+///            "http://h/v1/embeddings?key=1");
+/// ```
+pub fn endpoint(base: &str, which: Endpoint, name: &str) -> Result<String> {
+    let (prefix, path, query) = split(base, name)?;
+    let path = path.trim_end_matches('/');
+    let mut out = String::with_capacity(base.len() + 24);
+    out.push_str(prefix);
+    let known = [Endpoint::Chat.suffix(), Endpoint::Embeddings.suffix()];
+    if let Some(stem) = known.iter().find_map(|s| path.strip_suffix(s)) {
+        // The base already names an endpoint: swap it for the one wanted.
+        out.push_str(stem);
+    } else {
+        out.push_str(path);
+        let last = path.rsplit('/').next().unwrap_or("");
+        if !is_version_segment(last) {
+            out.push_str("/v1");
+        }
+    }
+    out.push_str(which.suffix());
+    out.push_str(query);
+    Ok(out)
+}
+
+/// Checks a full endpoint (`LLM_CHAT_URL`) and returns it trimmed, otherwise unchanged.
+pub fn verbatim_endpoint(url: &str, name: &str) -> Result<String> {
+    let (prefix, path, query) = split(url, name)?;
+    Ok(format!("{prefix}{path}{query}"))
+}
+
+/// `^v[0-9]+[a-z0-9]*$`: `v1`, `v3`, `v4`, `v1beta`.
+pub fn is_version_segment(seg: &str) -> bool {
+    let b = seg.as_bytes();
+    b.len() >= 2
+        && b[0] == b'v'
+        && b[1].is_ascii_digit()
+        && b[2..]
+            .iter()
+            .all(|c| c.is_ascii_digit() || c.is_ascii_lowercase())
+}
+
+/// Splits into (`scheme://authority`, path with `//` collapsed, `?query` or empty).
+fn split<'a>(raw: &'a str, name: &str) -> Result<(&'a str, String, &'a str)> {
+    let s = raw.trim();
+    let bad = || {
+        Error::config(format!(
+            "{name} must be an http(s) URL such as http://127.0.0.1:3000/v1, got {s:?}"
+        ))
+    };
+    let parsed = reqwest::Url::parse(s).map_err(|_| bad())?;
+    if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+        return Err(bad());
+    }
+    let after_scheme = s.find("://").ok_or_else(bad)? + 3;
+    let rest = &s[after_scheme..];
+    let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len()) + after_scheme;
+    let prefix = &s[..auth_end];
+    let tail = &s[auth_end..];
+    let tail = tail.split('#').next().unwrap_or("");
+    let (path, query) = match tail.find('?') {
+        Some(i) => (&tail[..i], &tail[i..]),
+        None => (tail, ""),
+    };
+    let mut collapsed = String::with_capacity(path.len());
+    for seg in path.split('/').filter(|p| !p.is_empty()) {
+        collapsed.push('/');
+        collapsed.push_str(seg);
+    }
+    Ok((prefix, collapsed, query))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chat(base: &str) -> String {
+        endpoint(base, Endpoint::Chat, "LLM_BASE_URL").unwrap()
+    }
+    fn emb(base: &str) -> String {
+        endpoint(base, Endpoint::Embeddings, "LLM_BASE_URL").unwrap()
+    }
+
+    #[test]
+    fn url_table_for_every_base_shape() {
+        let table = [
+            ("http://host:3000", "http://host:3000/v1/chat/completions"),
+            ("http://host:3000/", "http://host:3000/v1/chat/completions"),
+            (
+                "http://host:3000/v1",
+                "http://host:3000/v1/chat/completions",
+            ),
+            (
+                "http://host:3000/v1/",
+                "http://host:3000/v1/chat/completions",
+            ),
+            (
+                "http://host:3000/v1///",
+                "http://host:3000/v1/chat/completions",
+            ),
+            (
+                "https://dashscope.aliyuncs.com/compatible-mode/v1",
+                "https://dashscope.aliyuncs.com/compatible-mode/v1/chat/completions",
+            ),
+            (
+                "https://open.bigmodel.cn/api/paas/v4",
+                "https://open.bigmodel.cn/api/paas/v4/chat/completions",
+            ),
+            (
+                "https://ark.cn-beijing.volces.com/api/v3",
+                "https://ark.cn-beijing.volces.com/api/v3/chat/completions",
+            ),
+            (
+                "https://generativelanguage.googleapis.com/v1beta/openai",
+                "https://generativelanguage.googleapis.com/v1beta/openai/v1/chat/completions",
+            ),
+            (
+                "https://x.example/v1beta",
+                "https://x.example/v1beta/chat/completions",
+            ),
+            (
+                "http://host/v1/chat/completions",
+                "http://host/v1/chat/completions",
+            ),
+            (
+                "http://host/v1/chat/completions/",
+                "http://host/v1/chat/completions",
+            ),
+            ("http://host/api", "http://host/api/v1/chat/completions"),
+            (
+                "http://host/openai/",
+                "http://host/openai/v1/chat/completions",
+            ),
+            (
+                "http://host/v1?api-version=2024",
+                "http://host/v1/chat/completions?api-version=2024",
+            ),
+            (
+                "http://host/?api-version=2024",
+                "http://host/v1/chat/completions?api-version=2024",
+            ),
+            (
+                "  http://host:3000/v1 \n",
+                "http://host:3000/v1/chat/completions",
+            ),
+            ("http://[::1]:8080", "http://[::1]:8080/v1/chat/completions"),
+            ("http://host/V1", "http://host/V1/v1/chat/completions"),
+            ("http://host/video", "http://host/video/v1/chat/completions"),
+        ];
+        for (base, want) in table {
+            assert_eq!(chat(base), want, "base {base:?}");
+            assert!(!chat(base).contains("/v1/v1"));
+            assert!(!chat(base)["https://".len()..].contains("//"));
+        }
+    }
+
+    #[test]
+    fn url_embeddings_follow_the_same_rule() {
+        assert_eq!(emb("http://h:3000"), "http://h:3000/v1/embeddings");
+        assert_eq!(
+            emb("https://dashscope.aliyuncs.com/compatible-mode/v1/"),
+            "https://dashscope.aliyuncs.com/compatible-mode/v1/embeddings"
+        );
+        assert_eq!(
+            emb("http://h/v1/chat/completions"),
+            "http://h/v1/embeddings"
+        );
+        assert_eq!(emb("http://h/v1/embeddings"), "http://h/v1/embeddings");
+        assert_eq!(
+            chat("http://h/v1/embeddings"),
+            "http://h/v1/chat/completions"
+        );
+    }
+
+    #[test]
+    fn url_rejects_non_http_base_naming_it() {
+        for bad in [
+            "ftp://h",
+            "h:3000",
+            "localhost:3000/v1",
+            "",
+            "http://",
+            "not a url",
+        ] {
+            let err = endpoint(bad, Endpoint::Chat, "LLM_BASE_URL").unwrap_err();
+            assert_eq!(err.code(), "LLM_CLIENT_CONFIG");
+            assert!(err.to_string().contains("LLM_BASE_URL"), "{err}");
+            assert!(err.to_string().contains(bad.trim()), "{err}");
+        }
+    }
+
+    #[test]
+    fn url_version_segment_rule() {
+        for ok in ["v1", "v3", "v4", "v1beta", "v2alpha1", "v10"] {
+            assert!(is_version_segment(ok), "{ok}");
+        }
+        for no in ["v", "video", "V1", "v1-beta", "api", "", "v1Beta"] {
+            assert!(!is_version_segment(no), "{no}");
+        }
+    }
+}

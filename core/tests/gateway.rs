@@ -1,0 +1,1015 @@
+//! The behaviours of tests/scenarios.json, against the shared mock gateway. The same names
+//! exist in the Node and Python suites.
+
+mod common;
+
+use claw_llm::{CallOptions, Client, Config, Error, LogLevel};
+use common::*;
+use futures::StreamExt;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+fn cfg(base: &str) -> claw_llm::ConfigBuilder {
+    Config::builder()
+        .base_url(base)
+        .api_key(KEY)
+        .ignore_env(true)
+}
+
+async fn call(model: &str, retries: u32) -> claw_llm::Result<Value> {
+    client()
+        .call_specific_model(model, msgs("hi"), params(json!({})), opts(5_000, retries))
+        .await
+}
+
+async fn err_of(model: &str, retries: u32) -> Error {
+    call(model, retries).await.expect_err("call should fail")
+}
+
+async fn stream_text(model: &str) -> (String, claw_llm::ChatStream) {
+    let mut s = client()
+        .stream(model, msgs("hi"), params(json!({})), opts(5_000, 0))
+        .await
+        .expect("stream opens");
+    let mut text = String::new();
+    while let Some(chunk) = s.next().await {
+        let chunk = chunk.expect("chunk");
+        if let Some(t) = chunk["choices"][0]["delta"]["content"].as_str() {
+            text.push_str(t);
+        }
+    }
+    (text, s)
+}
+
+async fn stream_err(model: &str) -> (Vec<Value>, Error) {
+    let mut s = client()
+        .stream(model, msgs("hi"), params(json!({})), opts(5_000, 0))
+        .await
+        .expect("stream opens");
+    let mut chunks = vec![];
+    loop {
+        match s.next().await {
+            Some(Ok(c)) => chunks.push(c),
+            Some(Err(e)) => return (chunks, e),
+            None => panic!("stream ended without the expected error"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn call_returns_gateway_json_untouched() {
+    let v = call("mock-ok", 0).await.unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], "echo: hi");
+    assert_eq!(v["x_provider_extra"]["kept"], true);
+    assert_eq!(v["mock_echo"]["method"], "POST");
+}
+
+#[tokio::test]
+async fn call_sends_bearer_key_and_body() {
+    let v = call("mock-ok", 0).await.unwrap();
+    let echo = &v["mock_echo"];
+    assert_eq!(echo["headers"]["authorization"], "Bearer <redacted>");
+    assert_eq!(echo["headers"]["content-type"], "application/json");
+    assert_eq!(echo["body"]["model"], "mock-ok");
+    assert_eq!(echo["body"]["messages"][0]["content"], "hi");
+    assert_eq!(echo["path"], "/v1/chat/completions");
+}
+
+#[tokio::test]
+async fn call_passes_unknown_options_through() {
+    let mut p = params(
+        json!({"temperature": 0.2, "response_format": {"type": "json_object"},
+        "x_vendor_knob": [1, {"a": null}], "timeoutMs": 4000, "maxRetries": 1, "headers": {"x-team": "claw"}}),
+    );
+    let (o, stream) = CallOptions::extract(&mut p).unwrap();
+    assert!(!stream);
+    let v = client()
+        .call_specific_model("mock-ok", msgs("hi"), p, o)
+        .await
+        .unwrap();
+    let body = &v["mock_echo"]["body"];
+    assert_eq!(body["temperature"], 0.2);
+    assert_eq!(body["response_format"]["type"], "json_object");
+    assert_eq!(body["x_vendor_knob"], json!([1, {"a": null}]));
+    for k in ["timeoutMs", "maxRetries", "headers", "stream"] {
+        assert!(body.get(k).is_none(), "{k} leaked into the body");
+    }
+    assert_eq!(v["mock_echo"]["headers"]["x-team"], "claw");
+}
+
+#[tokio::test]
+async fn call_model_sent_verbatim_with_provider_prefix() {
+    let o = CallOptions {
+        headers: vec![("x-mock-scenario".into(), "ok".into())],
+        ..opts(5_000, 0)
+    };
+    let v = client()
+        .call_specific_model("kimi:moonshot-v1-8k", msgs("hi"), params(json!({})), o)
+        .await
+        .unwrap();
+    assert_eq!(v["mock_echo"]["body"]["model"], "kimi:moonshot-v1-8k");
+}
+
+#[tokio::test]
+async fn call_model_falls_back_to_llm_model_id() {
+    let c = Client::new(cfg(&gateway().base).model("mock-ok").build().unwrap()).unwrap();
+    let v = c
+        .call_specific_model("", msgs("hi"), params(json!({})), opts(5_000, 0))
+        .await
+        .unwrap();
+    assert_eq!(v["mock_echo"]["body"]["model"], "mock-ok");
+}
+
+#[tokio::test]
+async fn config_missing_base_url_is_config_error() {
+    let e = Config::builder()
+        .api_key(KEY)
+        .ignore_env(true)
+        .build()
+        .unwrap_err();
+    assert_eq!(e.code(), "LLM_CLIENT_CONFIG");
+    assert!(e.to_string().contains("LLM_BASE_URL"));
+}
+
+#[tokio::test]
+async fn config_missing_api_key_is_config_error() {
+    let e = Config::builder()
+        .base_url(&gateway().base)
+        .ignore_env(true)
+        .build()
+        .unwrap_err();
+    assert_eq!(e.code(), "LLM_CLIENT_CONFIG");
+    assert!(e.to_string().contains("LLM_API_KEY"));
+}
+
+#[tokio::test]
+async fn config_invalid_base_url_names_value() {
+    let e = cfg("localhost:3000/v1").build().unwrap_err();
+    assert_eq!(e.code(), "LLM_CLIENT_CONFIG");
+    assert!(e.to_string().contains("localhost:3000/v1"), "{e}");
+}
+
+#[tokio::test]
+async fn config_messages_must_be_non_empty_array() {
+    let model = unique("mock-ok-msgs");
+    for bad in [json!("hi"), json!({}), json!([])] {
+        let e = client()
+            .call_specific_model(&model, bad, params(json!({})), opts(1_000, 0))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), "LLM_CLIENT_CONFIG");
+    }
+    assert!(
+        requests_for(&model).await.is_empty(),
+        "no request may be sent"
+    );
+}
+
+#[tokio::test]
+async fn config_model_must_be_non_empty() {
+    for m in ["", "  "] {
+        let e = client()
+            .call_specific_model(m, msgs("hi"), params(json!({})), opts(1_000, 0))
+            .await
+            .unwrap_err();
+        assert_eq!(e.code(), "LLM_CLIENT_CONFIG");
+        assert!(e.to_string().contains("model"));
+    }
+}
+
+#[tokio::test]
+async fn config_stream_must_be_boolean() {
+    let mut p = params(json!({"stream": "yes"}));
+    assert_eq!(
+        CallOptions::extract(&mut p).unwrap_err().code(),
+        "LLM_CLIENT_CONFIG"
+    );
+    let e = client()
+        .call_specific_model(
+            "mock-ok",
+            msgs("hi"),
+            params(json!({"stream": 1})),
+            opts(1_000, 0),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "LLM_CLIENT_CONFIG");
+}
+
+#[tokio::test]
+async fn config_env_read_at_call_time() {
+    // The only test of this binary that touches the process environment.
+    let dead = "http://127.0.0.1:9"; // discard port: nothing listens
+    std::env::set_var("LLM_API_KEY", KEY);
+    std::env::set_var("LLM_BASE_URL", dead);
+    let first =
+        claw_llm::call_specific_model("mock-ok", msgs("hi"), params(json!({})), opts(2_000, 0))
+            .await;
+    assert_eq!(first.unwrap_err().code(), "LLM_CONNECTION_ERROR");
+    std::env::set_var("LLM_BASE_URL", &gateway().base);
+    let second =
+        claw_llm::call_specific_model("mock-ok", msgs("hi"), params(json!({})), opts(2_000, 0))
+            .await;
+    assert_eq!(
+        second.unwrap()["choices"][0]["message"]["content"],
+        "echo: hi"
+    );
+    std::env::remove_var("LLM_BASE_URL");
+    let third =
+        claw_llm::call_specific_model("mock-ok", msgs("hi"), params(json!({})), opts(2_000, 0))
+            .await;
+    assert_eq!(third.unwrap_err().code(), "LLM_CLIENT_CONFIG");
+    std::env::remove_var("LLM_API_KEY");
+}
+
+#[tokio::test]
+async fn config_values_are_trimmed() {
+    let c = Client::new(
+        Config::builder()
+            .base_url(format!(" {}/ \n", gateway().base))
+            .api_key(format!("{KEY}\n"))
+            .ignore_env(true)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let v = c
+        .call_specific_model("mock-auth", msgs("hi"), params(json!({})), opts(5_000, 0))
+        .await
+        .unwrap();
+    assert_eq!(
+        v["mock_echo"]["headers"]["authorization"],
+        "Bearer <redacted>"
+    );
+}
+
+#[tokio::test]
+async fn url_version_base_appends_chat_completions() {
+    for (suffix, path) in [
+        ("/v1", "/v1/chat/completions"),
+        ("/api/paas/v4/", "/api/paas/v4/chat/completions"),
+        (
+            "/compatible-mode/v1",
+            "/compatible-mode/v1/chat/completions",
+        ),
+    ] {
+        let c = client_for(&format!("{}{suffix}", gateway().base));
+        let v = c
+            .call_specific_model("mock-ok", msgs("hi"), params(json!({})), opts(5_000, 0))
+            .await
+            .unwrap();
+        assert_eq!(v["mock_echo"]["path"], path);
+    }
+}
+
+#[tokio::test]
+async fn url_plain_base_appends_v1() {
+    let c = client_for(&format!("{}//", gateway().base));
+    let v = c
+        .call_specific_model("mock-ok", msgs("hi"), params(json!({})), opts(5_000, 0))
+        .await
+        .unwrap();
+    assert_eq!(v["mock_echo"]["path"], "/v1/chat/completions");
+}
+
+#[tokio::test]
+async fn url_chat_url_override_used_verbatim() {
+    let base = &gateway().base;
+    let c = Client::new(
+        cfg(base)
+            .chat_url(format!("{base}/v1/chat"))
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let v = c
+        .call_specific_model("mock-ok", msgs("hi"), params(json!({})), opts(5_000, 0))
+        .await
+        .unwrap();
+    assert_eq!(v["mock_echo"]["path"], "/v1/chat");
+}
+
+#[tokio::test]
+async fn error_oneapi_shape() {
+    let e = err_of("mock-err-oneapi:status=401", 0).await;
+    assert_eq!(e.code(), "LLM_HTTP_ERROR");
+    assert_eq!(e.status(), Some(401));
+    assert_eq!(e.to_string(), "Invalid token");
+    let d = e.detail().unwrap();
+    assert_eq!(d.error_type.as_deref(), Some("invalid_request_error"));
+    assert_eq!(d.error_code.as_deref(), Some("invalid_api_key"));
+    assert!(e.request_id().unwrap().starts_with("req_"));
+    assert_eq!(e.body().unwrap()["error"]["message"], "Invalid token");
+}
+
+#[tokio::test]
+async fn error_message_shape() {
+    assert_eq!(
+        err_of("mock-err-message", 0).await.to_string(),
+        "Model not found"
+    );
+}
+
+#[tokio::test]
+async fn error_string_shape() {
+    assert_eq!(
+        err_of("mock-err-string", 0).await.to_string(),
+        "Bad gateway config"
+    );
+}
+
+#[tokio::test]
+async fn error_detail_shape() {
+    assert_eq!(
+        err_of("mock-err-detail", 0).await.to_string(),
+        "Not authenticated"
+    );
+}
+
+#[tokio::test]
+async fn error_fastapi_422_list() {
+    let e = err_of("mock-err-fastapi422", 0).await;
+    assert_eq!(e.status(), Some(422));
+    assert_eq!(
+        e.to_string(),
+        "body.messages: field required; body.model: str type expected"
+    );
+}
+
+#[tokio::test]
+async fn error_html_502_title() {
+    let e = err_of("mock-err-html:status=502", 0).await;
+    assert_eq!(e.code(), "LLM_HTTP_ERROR");
+    assert_eq!(e.to_string(), "502 Bad Gateway");
+    assert!(e.body().unwrap().as_str().unwrap().contains("<html"));
+}
+
+#[tokio::test]
+async fn error_text_500() {
+    assert_eq!(
+        err_of("mock-err-text:status=500", 0).await.to_string(),
+        "upstream exploded"
+    );
+}
+
+#[tokio::test]
+async fn error_empty_body_uses_status() {
+    assert_eq!(
+        err_of("mock-err-empty:status=503", 0).await.to_string(),
+        "HTTP 503"
+    );
+}
+
+#[tokio::test]
+async fn error_200_with_error_is_api_error() {
+    let e = err_of("mock-ok-error", 0).await;
+    assert_eq!(e.code(), "LLM_API_ERROR");
+    assert_eq!(e.status(), Some(200));
+    assert_eq!(e.to_string(), "当前分组上游负载已饱和");
+}
+
+#[tokio::test]
+async fn error_200_html_is_bad_response() {
+    let e = err_of("mock-ok-html", 0).await;
+    assert_eq!(e.code(), "LLM_BAD_RESPONSE");
+    assert!(e.to_string().contains("/v1"), "{e}");
+}
+
+#[tokio::test]
+async fn error_truncated_json_is_bad_response() {
+    assert_eq!(
+        err_of("mock-ok-truncated", 0).await.code(),
+        "LLM_BAD_RESPONSE"
+    );
+}
+
+#[tokio::test]
+async fn error_connection_refused() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let c = client_for(&format!("http://127.0.0.1:{port}"));
+    let e = c
+        .call_specific_model("m", msgs("hi"), params(json!({})), opts(5_000, 0))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "LLM_CONNECTION_ERROR");
+    assert_eq!(e.attempts(), 1);
+}
+
+#[tokio::test]
+async fn retries_429_then_succeeds() {
+    let model = format!(
+        "mock-flaky:fails=2,status=429,retry_after_ms=50,key={}",
+        unique("k")
+    );
+    let v = call(&model, 2).await.unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], "echo: hi");
+    assert_eq!(requests_for(&model).await.len(), 3);
+}
+
+#[tokio::test]
+async fn retries_honour_retry_after_seconds() {
+    let model = format!(
+        "mock-flaky:fails=1,status=503,retry_after=1,key={}",
+        unique("k")
+    );
+    let t = Instant::now();
+    call(&model, 2).await.unwrap();
+    assert!(
+        t.elapsed() >= Duration::from_millis(950),
+        "{:?}",
+        t.elapsed()
+    );
+    assert!(
+        t.elapsed() < Duration::from_millis(3000),
+        "{:?}",
+        t.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn retries_exhausted_reports_attempts() {
+    let model = format!(
+        "mock-flaky:fails=9,status=503,retry_after_ms=10,key={}",
+        unique("k")
+    );
+    let e = err_of(&model, 2).await;
+    assert_eq!(e.code(), "LLM_HTTP_ERROR");
+    assert_eq!(e.status(), Some(503));
+    assert_eq!(e.attempts(), 3);
+    assert_eq!(requests_for(&model).await.len(), 3);
+}
+
+#[tokio::test]
+async fn retries_not_on_insufficient_quota() {
+    let model = unique("mock-err-quota:n=");
+    let e = err_of(&model, 2).await;
+    assert_eq!(e.status(), Some(429));
+    assert_eq!(e.attempts(), 1);
+    assert_eq!(requests_for(&model).await.len(), 1);
+}
+
+#[tokio::test]
+async fn retries_respect_x_should_retry_false() {
+    let model = format!(
+        "mock-flaky:fails=1,status=503,should_retry=false,key={}",
+        unique("k")
+    );
+    let e = err_of(&model, 2).await;
+    assert_eq!(e.status(), Some(503));
+    assert_eq!(requests_for(&model).await.len(), 1);
+}
+
+#[tokio::test]
+async fn retries_not_on_400() {
+    let model = unique("mock-err-message:status=400,n=");
+    let e = err_of(&model, 2).await;
+    assert_eq!(e.status(), Some(400));
+    assert_eq!(requests_for(&model).await.len(), 1);
+}
+
+#[tokio::test]
+async fn retries_never_sleep_past_deadline() {
+    let model = format!(
+        "mock-flaky:fails=1,status=503,retry_after=5,key={}",
+        unique("k")
+    );
+    let t = Instant::now();
+    let e = client()
+        .call_specific_model(&model, msgs("hi"), params(json!({})), opts(800, 2))
+        .await
+        .unwrap_err();
+    assert!(
+        t.elapsed() < Duration::from_millis(500),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(e.code(), "LLM_HTTP_ERROR");
+    assert_eq!(e.status(), Some(503));
+}
+
+#[tokio::test]
+async fn timeout_total_deadline_settles() {
+    let t = Instant::now();
+    let e = client()
+        .call_specific_model(
+            "mock-slow:ms=5000",
+            msgs("hi"),
+            params(json!({})),
+            opts(300, 2),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        t.elapsed() < Duration::from_millis(600),
+        "{:?}",
+        t.elapsed()
+    );
+    assert_eq!(e.code(), "ETIMEDOUT");
+    assert_eq!(e.timeout_ms(), Some(300));
+    assert_eq!(e.to_string(), "timeout (300ms)");
+}
+
+#[tokio::test]
+async fn timeout_on_never_answered_request() {
+    let t = Instant::now();
+    let e = client()
+        .call_specific_model("mock-hang", msgs("hi"), params(json!({})), opts(300, 2))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "ETIMEDOUT");
+    assert!(
+        t.elapsed() < Duration::from_millis(600),
+        "{:?}",
+        t.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn stream_yields_chunks_and_final_completion() {
+    let mut s = client()
+        .stream("mock-stream", msgs("hi"), params(json!({})), opts(5_000, 0))
+        .await
+        .unwrap();
+    assert_eq!(s.status(), 200);
+    assert!(s.request_id().unwrap().starts_with("req_"));
+    let mut tokens = vec![];
+    while let Some(c) = s.next().await {
+        if let Some(t) = c.unwrap()["choices"][0]["delta"]["content"].as_str() {
+            tokens.push(t.to_string());
+        }
+    }
+    assert_eq!(tokens, ["Hello", ",", " world", "!"]);
+    let f = s.final_completion();
+    assert_eq!(f["choices"][0]["message"]["content"], "Hello, world!");
+    assert_eq!(f["choices"][0]["finish_reason"], "stop");
+    assert!(f["usage"]["total_tokens"].as_u64().unwrap() > 0);
+}
+
+async fn assert_hello(model: &str) {
+    let (text, s) = stream_text(model).await;
+    assert_eq!(text, "Hello, world!", "{model}");
+    assert_eq!(s.final_completion()["choices"][0]["finish_reason"], "stop");
+}
+
+#[tokio::test]
+async fn stream_keepalive_comments_ignored() {
+    assert_hello("mock-stream-keepalive").await;
+}
+
+#[tokio::test]
+async fn stream_crlf_line_ends() {
+    assert_hello("mock-stream-crlf").await;
+}
+
+#[tokio::test]
+async fn stream_cr_line_ends() {
+    assert_hello("mock-stream-cr").await;
+}
+
+#[tokio::test]
+async fn stream_one_byte_per_write() {
+    assert_hello("mock-stream-bytewise").await;
+}
+
+#[tokio::test]
+async fn stream_split_inside_utf8_char() {
+    let (text, _) = stream_text("mock-stream-utf8split").await;
+    assert_eq!(text, "你好世界");
+}
+
+#[tokio::test]
+async fn stream_leading_bom() {
+    assert_hello("mock-stream-bom").await;
+}
+
+#[tokio::test]
+async fn stream_multiline_data() {
+    let (text, s) = stream_text("mock-stream-multiline").await;
+    assert!(!text.is_empty());
+    assert!(s.final_completion()["choices"][0]["finish_reason"].is_string());
+}
+
+#[tokio::test]
+async fn stream_event_error_is_stream_error() {
+    let (chunks, e) = stream_err("mock-stream-event-error").await;
+    assert_eq!(chunks.len(), 2);
+    assert_eq!(e.code(), "LLM_STREAM_ERROR");
+    assert_eq!(e.to_string(), "upstream overloaded");
+}
+
+#[tokio::test]
+async fn stream_error_frame_mid_stream() {
+    let (_, e) = stream_err("mock-stream-error-frame").await;
+    assert_eq!(e.code(), "LLM_STREAM_ERROR");
+    assert_eq!(e.to_string(), "rate limited mid-stream");
+}
+
+#[tokio::test]
+async fn stream_truncated_is_stream_error() {
+    let (chunks, e) = stream_err("mock-stream-truncated").await;
+    assert_eq!(chunks.len(), 2);
+    assert_eq!(e.code(), "LLM_STREAM_ERROR");
+    assert!(e.to_string().contains("truncated"));
+}
+
+#[tokio::test]
+async fn stream_done_stops_even_if_socket_open() {
+    let t = Instant::now();
+    let (text, _) = tokio::time::timeout(
+        Duration::from_secs(3),
+        stream_text("mock-stream-done-keepopen"),
+    )
+    .await
+    .expect("must stop at [DONE]");
+    assert_eq!(text, "Hello, world!");
+    assert!(t.elapsed() < Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn stream_tool_calls_merge_by_index() {
+    let (_, s) = stream_text("mock-stream-tools").await;
+    let f = s.final_completion();
+    let calls = f["choices"][0]["message"]["tool_calls"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(calls.len(), 2);
+    for c in &calls {
+        let args: Value =
+            serde_json::from_str(c["function"]["arguments"].as_str().unwrap()).unwrap();
+        assert!(args.is_object());
+        assert!(c["id"].is_string());
+    }
+    assert_eq!(f["choices"][0]["finish_reason"], "tool_calls");
+}
+
+#[tokio::test]
+async fn stream_tool_calls_merge_by_id_without_index() {
+    let (_, s) = stream_text("mock-stream-tools-noindex").await;
+    let f = s.final_completion();
+    let calls = f["choices"][0]["message"]["tool_calls"]
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(calls.len(), 2);
+    for c in &calls {
+        let args: Value =
+            serde_json::from_str(c["function"]["arguments"].as_str().unwrap()).unwrap();
+        assert!(args.is_object());
+    }
+}
+
+#[tokio::test]
+async fn stream_reasoning_content_accumulated() {
+    let (text, s) = stream_text("mock-stream-reasoning").await;
+    let f = s.final_completion();
+    assert!(!text.is_empty());
+    assert!(!f["choices"][0]["message"]["reasoning_content"]
+        .as_str()
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test]
+async fn stream_idle_timeout_fires_on_stall() {
+    let o = CallOptions {
+        idle_timeout_ms: Some(300),
+        ..opts(5_000, 0)
+    };
+    let mut s = client()
+        .stream(
+            "mock-stream-stall:after=2",
+            msgs("hi"),
+            params(json!({})),
+            o,
+        )
+        .await
+        .unwrap();
+    let t = Instant::now();
+    let mut got = 0;
+    let err = loop {
+        match s.next().await {
+            Some(Ok(_)) => got += 1,
+            Some(Err(e)) => break e,
+            None => panic!("stall must not end cleanly"),
+        }
+    };
+    assert_eq!(got, 2);
+    assert_eq!(err.code(), "ETIMEDOUT");
+    assert_eq!(err.timeout_ms(), Some(300));
+    assert!(
+        t.elapsed() < Duration::from_millis(1000),
+        "{:?}",
+        t.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn stream_http_error_thrown_before_stream() {
+    let e = client()
+        .stream(
+            "mock-err-oneapi:status=401",
+            msgs("hi"),
+            params(json!({})),
+            opts(5_000, 0),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "LLM_HTTP_ERROR");
+    assert_eq!(e.status(), Some(401));
+}
+
+async fn open_connections() -> i64 {
+    mock_get("/__mock/stats").await["open_connections"]
+        .as_i64()
+        .unwrap()
+}
+
+async fn wait_open_at_most(limit: i64) -> i64 {
+    let mut n = open_connections().await;
+    for _ in 0..100 {
+        if n <= limit {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        n = open_connections().await;
+    }
+    n
+}
+
+#[tokio::test]
+async fn stream_break_early_cancels_request() {
+    // Own client: its pool holds no idle connection of other tests.
+    let c = client_for(&gateway().base);
+    let before = open_connections().await;
+    let mut s = c
+        .stream(
+            "mock-stream-stall:after=2",
+            msgs("hi"),
+            params(json!({})),
+            opts(5_000, 0),
+        )
+        .await
+        .unwrap();
+    s.next().await.unwrap().unwrap();
+    drop(s); // a `break` out of the loop
+    let after = wait_open_at_most(before).await;
+    assert!(after <= before, "open connections {before} → {after}");
+}
+
+#[tokio::test]
+async fn stream_abort() {
+    let mut s = client()
+        .stream(
+            "mock-stream-stall:after=1",
+            msgs("hi"),
+            params(json!({})),
+            opts(5_000, 0),
+        )
+        .await
+        .unwrap();
+    s.next().await.unwrap().unwrap();
+    let handle = s.abort_handle();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        handle.cancel();
+    });
+    let e = s.next().await.unwrap().unwrap_err();
+    assert_eq!(e.code(), "ABORT_ERR");
+    assert!(s.next().await.is_none());
+}
+
+#[tokio::test]
+async fn embed_returns_vectors_with_dimensions() {
+    let v = client()
+        .embed(
+            "text-embedding-v4",
+            json!("hello world"),
+            params(json!({"dimensions": 8})),
+            opts(5_000, 0),
+        )
+        .await
+        .unwrap();
+    let vecs = claw_llm::embeddings::vectors(&v).unwrap();
+    assert_eq!(vecs.len(), 1);
+    assert_eq!(vecs[0].len(), 8);
+}
+
+#[tokio::test]
+async fn embed_list_input() {
+    let v = client()
+        .embed(
+            "text-embedding-v4",
+            json!(["a b", "c d"]),
+            params(json!({"dimensions": 16})),
+            opts(5_000, 0),
+        )
+        .await
+        .unwrap();
+    let vecs = claw_llm::embeddings::vectors(&v).unwrap();
+    assert_eq!(vecs.len(), 2);
+    assert_ne!(vecs[0], vecs[1]);
+    // Deterministic: the same text gives the same vector.
+    let again = client()
+        .embed(
+            "text-embedding-v4",
+            json!("a b"),
+            params(json!({"dimensions": 16})),
+            opts(5_000, 0),
+        )
+        .await
+        .unwrap();
+    assert_eq!(claw_llm::embeddings::vectors(&again).unwrap()[0], vecs[0]);
+}
+
+#[tokio::test]
+async fn embed_float_encoding_by_default() {
+    let model = unique("emb-float");
+    client()
+        .embed(&model, json!("x"), params(json!({})), opts(5_000, 0))
+        .await
+        .unwrap();
+    let reqs = requests_for(&model).await;
+    assert_eq!(reqs.len(), 1);
+    assert_eq!(reqs[0]["body"]["encoding_format"], "float");
+    assert!(reqs[0]["path"]
+        .as_str()
+        .unwrap()
+        .ends_with("/v1/embeddings"));
+}
+
+#[tokio::test]
+async fn log_error_line_on_failure() {
+    let logs = capture_logs();
+    let model = unique("mock-err-oneapi:status=401,n=");
+    err_of(&model, 0).await;
+    let lines = logs.matching(&model);
+    assert_eq!(
+        lines,
+        vec![format!("[LLM_Client] Error calling {model}: Invalid token")]
+    );
+    let slow = unique("mock-slow:ms=3000,n=");
+    client()
+        .call_specific_model(&slow, msgs("hi"), params(json!({})), opts(200, 0))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        logs.matching(&slow),
+        vec![format!(
+            "[LLM_Client] Error calling {slow}: timeout (200ms)"
+        )]
+    );
+}
+
+#[tokio::test]
+async fn log_off_silences() {
+    let logs = capture_logs();
+    let c = Client::new(
+        cfg(&gateway().base)
+            .log_level(LogLevel::Off)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let model = unique("mock-err-oneapi:status=401,n=");
+    c.call_specific_model(&model, msgs("hi"), params(json!({})), opts(5_000, 0))
+        .await
+        .unwrap_err();
+    assert!(logs.matching(&model).is_empty());
+}
+
+#[tokio::test]
+async fn log_debug_line_per_attempt() {
+    let logs = capture_logs();
+    let key = unique("dbg");
+    let c = Client::new(
+        cfg(&format!("{}/v1?probe={key}", gateway().base))
+            .log_level(LogLevel::Debug)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let model = format!("mock-flaky:fails=1,status=503,retry_after_ms=10,key={key}");
+    c.call_specific_model(&model, msgs("hi"), params(json!({})), opts(5_000, 2))
+        .await
+        .unwrap();
+    let lines = logs.matching(&format!("probe={key}"));
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines[0].starts_with("[LLM_Client] POST http://") && lines[0].contains("-> 503 in "),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[1].contains("-> 200 in ") && lines[1].contains("(attempt 2)"),
+        "{}",
+        lines[1]
+    );
+}
+
+#[tokio::test]
+async fn secret_never_in_errors_or_logs() {
+    let logs = capture_logs();
+    let secret = "sk-live-SECRET-4242";
+    let c = Client::new(
+        Config::builder()
+            .base_url(&gateway().base)
+            .api_key(secret)
+            .ignore_env(true)
+            .log_level(LogLevel::Debug)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let model = unique("mock-err-oneapi:status=401,n=");
+    let e = c
+        .call_specific_model(&model, msgs("hi"), params(json!({})), opts(5_000, 0))
+        .await
+        .unwrap_err();
+    let everything = format!(
+        "{e} {e:?} {c:?} {:?} {:?}",
+        c.config(),
+        logs.lines.lock().unwrap()
+    );
+    assert!(!everything.contains(secret));
+    assert!(!everything.contains("SECRET-4242"));
+}
+
+#[tokio::test]
+async fn stream_4mib_one_byte_per_write_decodes() {
+    let bytes = 4 * 1024 * 1024;
+    let (text, s) = stream_text(&format!("mock-stream-large:bytes={bytes},bytewise=1")).await;
+    assert!(text.len() >= bytes * 9 / 10, "{}", text.len());
+    assert_eq!(
+        s.final_completion()["choices"][0]["message"]["content"]
+            .as_str()
+            .unwrap()
+            .len(),
+        text.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streams_dropped_midway_leave_no_open_sockets() {
+    let c = client_for(&gateway().base);
+    // Warm up the pool and the runtime before measuring.
+    c.call_specific_model("mock-ok", msgs("hi"), params(json!({})), opts(5_000, 0))
+        .await
+        .unwrap();
+    let fds_before = open_fds();
+    let conns_before = open_connections().await;
+    for batch in 0..20 {
+        let mut tasks = vec![];
+        for _ in 0..50 {
+            let c = c.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut s = c
+                    .stream(
+                        "mock-stream-stall:after=1",
+                        msgs("hi"),
+                        params(json!({})),
+                        opts(5_000, 0),
+                    )
+                    .await
+                    .unwrap();
+                s.next().await.unwrap().unwrap();
+            }));
+        }
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let _ = batch;
+    }
+    let conns_after = wait_open_at_most(conns_before + 1).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let fds_after = open_fds();
+    assert!(
+        conns_after <= conns_before + 1,
+        "gateway still sees {conns_after} (was {conns_before})"
+    );
+    assert!(
+        fds_after <= fds_before + 2,
+        "fds {fds_before} → {fds_after}"
+    );
+}
+
+#[test]
+fn every_shared_scenario_has_a_rust_test() {
+    let list: Value = serde_json::from_str(include_str!("../../tests/scenarios.json")).unwrap();
+    let src = include_str!("gateway.rs");
+    let missing: Vec<&str> = list["scenarios"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .filter(|n| !src.contains(&format!("fn {n}(")))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "scenarios without a Rust test: {missing:?}"
+    );
+}
