@@ -42,7 +42,8 @@ async fn retries_honour_retry_after_http_date() {
     let t = Instant::now();
     let c = client(&server.url());
     let task = tokio::spawn(async move {
-        c.call_specific_model("m", msgs(), Map::new(), opts(1)).await
+        c.call_specific_model("m", msgs(), Map::new(), opts(1))
+            .await
     });
     tokio::time::sleep(Duration::from_millis(300)).await;
     fail.assert_async().await;
@@ -54,7 +55,11 @@ async fn retries_honour_retry_after_http_date() {
         .await;
     let v = task.await.unwrap().unwrap();
     assert_eq!(v["provider_extra"]["a"], 1);
-    assert!(t.elapsed() >= Duration::from_millis(900), "{:?}", t.elapsed());
+    assert!(
+        t.elapsed() >= Duration::from_millis(900),
+        "{:?}",
+        t.elapsed()
+    );
     ok.assert_async().await;
 }
 
@@ -74,8 +79,9 @@ fn httpdate_fmt(t: std::time::SystemTime) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let mo = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + if mo <= 2 { 1 } else { 0 };
-    let mon = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-        [(mo - 1) as usize];
+    let mon = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ][(mo - 1) as usize];
     format!("{wd}, {d:02} {mon} {y} {h:02}:{m:02}:{s:02} GMT")
 }
 
@@ -138,7 +144,11 @@ fn crc32(data: &[u8]) -> u32 {
     for &b in data {
         crc ^= b as u32;
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -154,7 +164,11 @@ async fn response_over_size_cap_is_bad_response() {
         .with_body(big)
         .create_async()
         .await;
-    let c = client_with(Config::builder().base_url(server.url()).max_response_bytes(4096));
+    let c = client_with(
+        Config::builder()
+            .base_url(server.url())
+            .max_response_bytes(4096),
+    );
     let e = c
         .call_specific_model("m", msgs(), Map::new(), opts(0))
         .await
@@ -221,7 +235,9 @@ async fn embeddings_200_with_error_is_api_error() {
     server
         .mock("POST", "/v1/embeddings")
         .with_status(200)
-        .with_body(r#"{"error":{"message":"no channel for text-embedding-v4","code":"model_not_found"}}"#)
+        .with_body(
+            r#"{"error":{"message":"no channel for text-embedding-v4","code":"model_not_found"}}"#,
+        )
         .create_async()
         .await;
     let e = client(&server.url())
@@ -229,5 +245,8 @@ async fn embeddings_200_with_error_is_api_error() {
         .await
         .unwrap_err();
     assert_eq!(e.code(), "LLM_API_ERROR");
-    assert_eq!(e.detail().unwrap().error_code.as_deref(), Some("model_not_found"));
+    assert_eq!(
+        e.detail().unwrap().error_code.as_deref(),
+        Some("model_not_found")
+    );
 }

@@ -151,7 +151,7 @@ async fn config_invalid_base_url_names_value() {
 
 #[tokio::test]
 async fn config_messages_must_be_non_empty_array() {
-    let model = unique("mock-ok-msgs");
+    let model = unique("mock-ok:tag=msgs");
     for bad in [json!("hi"), json!({}), json!([])] {
         let e = client()
             .call_specific_model(&model, bad, params(json!({})), opts(1_000, 0))
@@ -445,7 +445,7 @@ async fn retries_exhausted_reports_attempts() {
 
 #[tokio::test]
 async fn retries_not_on_insufficient_quota() {
-    let model = unique("mock-err-quota:n=");
+    let model = unique("mock-err-quota:tag=");
     let e = err_of(&model, 2).await;
     assert_eq!(e.status(), Some(429));
     assert_eq!(e.attempts(), 1);
@@ -465,7 +465,7 @@ async fn retries_respect_x_should_retry_false() {
 
 #[tokio::test]
 async fn retries_not_on_400() {
-    let model = unique("mock-err-message:status=400,n=");
+    let model = unique("mock-err-message:status=400,tag=");
     let e = err_of(&model, 2).await;
     assert_eq!(e.status(), Some(400));
     assert_eq!(requests_for(&model).await.len(), 1);
@@ -845,14 +845,14 @@ async fn embed_float_encoding_by_default() {
 #[tokio::test]
 async fn log_error_line_on_failure() {
     let logs = capture_logs();
-    let model = unique("mock-err-oneapi:status=401,n=");
+    let model = unique("mock-err-oneapi:status=401,tag=");
     err_of(&model, 0).await;
     let lines = logs.matching(&model);
     assert_eq!(
         lines,
         vec![format!("[LLM_Client] Error calling {model}: Invalid token")]
     );
-    let slow = unique("mock-slow:ms=3000,n=");
+    let slow = unique("mock-slow:ms=3000,tag=");
     client()
         .call_specific_model(&slow, msgs("hi"), params(json!({})), opts(200, 0))
         .await
@@ -875,7 +875,7 @@ async fn log_off_silences() {
             .unwrap(),
     )
     .unwrap();
-    let model = unique("mock-err-oneapi:status=401,n=");
+    let model = unique("mock-err-oneapi:status=401,tag=");
     c.call_specific_model(&model, msgs("hi"), params(json!({})), opts(5_000, 0))
         .await
         .unwrap_err();
@@ -925,7 +925,7 @@ async fn secret_never_in_errors_or_logs() {
             .unwrap(),
     )
     .unwrap();
-    let model = unique("mock-err-oneapi:status=401,n=");
+    let model = unique("mock-err-oneapi:status=401,tag=");
     let e = c
         .call_specific_model(&model, msgs("hi"), params(json!({})), opts(5_000, 0))
         .await

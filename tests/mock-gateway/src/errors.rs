@@ -1,0 +1,115 @@
+//! The error-shaped answers: `err-*`, `ok-error`, `ok-html`, and the OneAPI error bodies
+//! that `auth` and `flaky` reuse.
+
+use serde_json::json;
+
+use crate::http::{reason, Response};
+use crate::scenario::Spec;
+
+/// OneAPI's invalid-token error with the given status.
+pub fn oneapi_invalid_token(status: u16) -> Response {
+    Response::json(
+        status,
+        &json!({"error": {
+            "message": "Invalid token",
+            "type": "invalid_request_error",
+            "code": "invalid_api_key",
+            "param": null
+        }}),
+    )
+}
+
+/// The answer of an `err-*`, `ok-error` or `ok-html` spec.
+pub fn response(spec: &Spec) -> Result<Response, String> {
+    let resp = match spec.name.as_str() {
+        "err-oneapi" => oneapi_invalid_token(spec.status_or(401)?),
+        "err-message" => Response::json(
+            spec.status_or(400)?,
+            &json!({"message": "Model not found"}),
+        ),
+        "err-string" => Response::json(
+            spec.status_or(400)?,
+            &json!({"error": "Bad gateway config"}),
+        ),
+        "err-detail" => Response::json(
+            spec.status_or(400)?,
+            &json!({"detail": "Not authenticated"}),
+        ),
+        "err-fastapi422" => Response::json(
+            422,
+            &json!({"detail": [
+                {"loc": ["body", "messages"], "msg": "field required", "type": "value_error.missing"},
+                {"loc": ["body", "model"], "msg": "str type expected", "type": "type_error.str"}
+            ]}),
+        ),
+        "err-html" => {
+            let status = spec.status_or(502)?;
+            let title = format!("{status} {}", reason(status));
+            Response::new(
+                status,
+                "text/html",
+                format!(
+                    "<html><head><title>{title}</title></head><body><center><h1>{title}</h1></center><hr><center>nginx</center></body></html>"
+                ),
+            )
+        }
+        "err-text" => Response::new(spec.status_or(500)?, "text/plain", "upstream exploded"),
+        "err-empty" => {
+            let mut resp = Response::new(spec.status_or(503)?, "", Vec::new());
+            resp.headers.clear();
+            resp
+        }
+        "err-quota" => Response::json(
+            429,
+            &json!({"error": {
+                "message": "You exceeded your current quota",
+                "type": "insufficient_quota",
+                "code": "insufficient_quota"
+            }}),
+        ),
+        "ok-error" => Response::json(
+            200,
+            &json!({"error": {
+                "message": "当前分组上游负载已饱和",
+                "type": "one_api_error",
+                "code": "overloaded"
+            }}),
+        ),
+        "ok-html" => Response::new(
+            200,
+            "text/html",
+            "<html><head><title>OneAPI</title></head><body><div id=\"root\">OneAPI: please log in</div></body></html>",
+        ),
+        other => return Err(format!("{other:?} is not an error scenario")),
+    };
+    Ok(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body_of(spec: &str) -> (u16, String) {
+        let resp = response(&Spec::parse(spec).unwrap()).unwrap();
+        (resp.status, String::from_utf8(resp.body).unwrap())
+    }
+
+    #[test]
+    fn error_statuses_default_and_override() {
+        assert_eq!(body_of("err-oneapi").0, 401);
+        assert_eq!(body_of("err-oneapi:status=403").0, 403);
+        assert_eq!(body_of("err-message").0, 400);
+        assert_eq!(body_of("err-html").0, 502);
+        assert_eq!(body_of("err-text").0, 500);
+        assert_eq!(body_of("err-empty"), (503, String::new()));
+        assert_eq!(body_of("err-quota").0, 429);
+        assert_eq!(body_of("err-fastapi422").0, 422);
+    }
+
+    #[test]
+    fn html_error_names_its_status() {
+        let (status, body) = body_of("err-html:status=504");
+        assert_eq!(status, 504);
+        assert!(body.starts_with("<html><head><title>504 Gateway Timeout</title></head><body>"));
+    }
+}

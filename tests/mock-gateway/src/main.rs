@@ -1,0 +1,275 @@
+//! claw-mock-gateway: an OpenAI-compatible fake gateway for tests (spec: tests/MOCK_GATEWAY.md).
+//!
+//! This file holds the command line, the listener, the per-connection loop, the `/__mock/*`
+//! routes and the exit rules (stdin EOF, SIGTERM, SIGINT).
+
+mod chat;
+mod embeddings;
+mod errors;
+mod http;
+mod mem0;
+mod scenario;
+mod state;
+mod stream;
+
+use std::io::Write as _;
+use std::sync::Arc;
+
+use serde_json::json;
+use tokio::net::{TcpListener, TcpStream};
+
+use crate::http::{Conn, ReadError, Request, Response};
+use crate::scenario::{After, Ctx, Route};
+use crate::state::State;
+
+const USAGE: &str =
+    "usage: claw-mock-gateway [--port N] [--host ADDR] [--expect-key KEY] [--no-stdin-exit]
+
+  --port N         port to listen on (0, the default, picks a free one)
+  --host ADDR      address to bind (default 127.0.0.1)
+  --expect-key K   the API key `auth` expects and the request log compares against (default sk-test)
+  --no-stdin-exit  do not exit when stdin reaches EOF
+
+The first line on stdout is the base URL, e.g. http://127.0.0.1:43817.
+See tests/MOCK_GATEWAY.md for the scenarios.";
+
+struct Args {
+    host: String,
+    port: u16,
+    expect_key: String,
+    stdin_exit: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        host: "127.0.0.1".into(),
+        port: 0,
+        expect_key: "sk-test".into(),
+        stdin_exit: true,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let (flag, inline) = match arg.split_once('=') {
+            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        let mut value = |name: &str| {
+            inline
+                .clone()
+                .or_else(|| it.next())
+                .ok_or_else(|| format!("{name} needs a value"))
+        };
+        match flag.as_str() {
+            "--port" => {
+                let v = value("--port")?;
+                args.port = v.parse().map_err(|_| format!("bad port {v:?}"))?;
+            }
+            "--host" => args.host = value("--host")?,
+            "--expect-key" => args.expect_key = value("--expect-key")?,
+            "--no-stdin-exit" => args.stdin_exit = false,
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(args)
+}
+
+#[tokio::main]
+async fn main() {
+    let args = match parse_args() {
+        Ok(args) => args,
+        Err(e) => {
+            eprintln!("claw-mock-gateway: {e}\n\n{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    let listener = match TcpListener::bind((args.host.as_str(), args.port)).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "claw-mock-gateway: cannot listen on {}:{}: {e}",
+                args.host, args.port
+            );
+            std::process::exit(1);
+        }
+    };
+    let addr = match listener.local_addr() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("claw-mock-gateway: no local address: {e}");
+            std::process::exit(1);
+        }
+    };
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "http://{addr}");
+        let _ = out.flush();
+    }
+
+    let state = Arc::new(State::new(args.expect_key));
+    tokio::spawn(accept_loop(listener, state));
+
+    if args.stdin_exit {
+        std::thread::spawn(|| {
+            // Exit once stdin reaches EOF (or fails): the parent test harness is gone.
+            let mut sink = [0u8; 1024];
+            let mut stdin = std::io::stdin().lock();
+            while matches!(std::io::Read::read(&mut stdin, &mut sink), Ok(n) if n > 0) {}
+            std::process::exit(0);
+        });
+    }
+    wait_for_signal().await;
+    std::process::exit(0);
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(mut term), Ok(mut int)) => {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
+            }
+        }
+        _ => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() {
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+async fn accept_loop(listener: TcpListener, state: Arc<State>) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let state = Arc::clone(&state);
+                tokio::spawn(serve_connection(stream, state));
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: wait a moment and go on.
+                eprintln!("claw-mock-gateway: accept failed: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+async fn serve_connection(stream: TcpStream, state: Arc<State>) {
+    let _guard = state.connection_opened();
+    let _ = stream.set_nodelay(true);
+    let mut conn = Conn::new(stream);
+    loop {
+        let req = match conn.read_request().await {
+            Ok(Some(req)) => req,
+            Ok(None) | Err(ReadError::Io) => return,
+            Err(ReadError::Bad(message)) => {
+                reject(&mut conn, &state, 400, &message).await;
+                return;
+            }
+            Err(ReadError::TooLarge(status, message)) => {
+                reject(&mut conn, &state, status, &message).await;
+                return;
+            }
+        };
+        match handle(&mut conn, &state, &req).await {
+            After::KeepAlive if req.keep_alive => {}
+            After::KeepAlive | After::Close => return,
+            After::HoldOpen => {
+                conn.wait_for_close().await;
+                return;
+            }
+            After::Reset => {
+                conn.reset();
+                return;
+            }
+        }
+    }
+}
+
+/// Answers an unreadable request and closes.
+async fn reject(conn: &mut Conn, state: &State, status: u16, message: &str) {
+    let id = format!("req_{}", state.next_request_number());
+    let resp = Response::json(status, &scenario::invalid_request(message));
+    let mut bytes = resp.head(&id, false);
+    bytes.extend_from_slice(&resp.body);
+    let _ = conn.write_all(&bytes).await;
+}
+
+/// Which route a path is, ignoring any prefix and one trailing slash.
+fn route_of(path: &str) -> Option<Route> {
+    let path = path.strip_suffix('/').unwrap_or(path);
+    if path.ends_with("/chat/completions") || path.ends_with("/chat") {
+        Some(Route::Chat)
+    } else if path.ends_with("/embeddings") {
+        Some(Route::Embeddings)
+    } else {
+        None
+    }
+}
+
+async fn handle(conn: &mut Conn, state: &State, req: &Request) -> After {
+    let n = state.next_request_number();
+    let is_mock_api = req.path.starts_with("/__mock/");
+    if !is_mock_api {
+        state.log_request(state.describe(req));
+    }
+    let body = serde_json::from_slice(&req.body).ok();
+    let route = if req.method == "POST" {
+        route_of(&req.path)
+    } else {
+        None
+    };
+    let mut ctx = Ctx {
+        state,
+        req,
+        body,
+        route: route.unwrap_or(Route::Chat),
+        n,
+        request_id: format!("req_{n}"),
+        keep_alive: req.keep_alive,
+        source: scenario::Source::Default,
+    };
+
+    if is_mock_api {
+        let resp = match (req.method.as_str(), req.path.as_str()) {
+            ("GET", "/__mock/requests") => Response::json(200, &state.logged_requests()),
+            ("DELETE", "/__mock/requests") => {
+                Response::json(200, &json!({"cleared": state.clear_log()}))
+            }
+            ("GET", "/__mock/stats") => Response::json(200, &state.stats()),
+            _ => not_found(&req.path),
+        };
+        return scenario::send(conn, &ctx, &resp).await;
+    }
+    let Some(route) = route else {
+        return scenario::send(conn, &ctx, &not_found(&req.path)).await;
+    };
+    match scenario::choose(req, ctx.body.as_ref(), route) {
+        Ok((spec, source)) => {
+            ctx.source = source;
+            scenario::dispatch(conn, &ctx, &spec).await
+        }
+        Err(message) => {
+            let resp = Response::json(400, &scenario::invalid_request(&message));
+            scenario::send(conn, &ctx, &resp).await
+        }
+    }
+}
+
+fn not_found(path: &str) -> Response {
+    Response::json(
+        404,
+        &json!({"error": {"message": format!("no route for {path}"), "type": "invalid_request_error"}}),
+    )
+}
