@@ -267,9 +267,15 @@ impl Client {
     /// A client reading the environment now and sharing the process-wide pool; this is what the
     /// free functions use on every call.
     pub fn shared_from_env() -> Result<Self> {
+        Self::shared(Config::from_env()?)
+    }
+
+    /// A client for `config` that shares the process-wide connection pool. Cheap: bindings
+    /// build one per call from their language's own environment (`process.env`, `os.environ`).
+    pub fn shared(config: Config) -> Result<Self> {
         Ok(Client {
             inner: Arc::new(Inner {
-                config: Config::from_env()?,
+                config,
                 pool: Pool::Shared(shared_http()?),
             }),
         })
@@ -555,6 +561,11 @@ impl Client {
             Err(e) => {
                 let err = connection_error(&e);
                 debug_attempt(cfg.log_level(), url, None, started, attempt_no, Some(&err));
+                // A redirect error (a loop, too many hops) comes after answers were received:
+                // retrying cannot help, and would multiply the hops (§7: before any byte only).
+                if e.is_redirect() {
+                    return Err(Failed::fatal(err));
+                }
                 return Err(Failed::classify(err));
             }
         };
@@ -717,7 +728,7 @@ async fn read_capped(resp: &mut reqwest::Response, cap: u64) -> Result<Bytes> {
                     cause = s.to_string();
                     src = s.source();
                 }
-                return Err(if e.is_decode() {
+                return Err(if is_content_decode_failure(&e) {
                     Error::BadResponse {
                         status,
                         message: format!("the response body could not be decoded: {cause}"),
@@ -737,6 +748,14 @@ async fn read_capped(resp: &mut reqwest::Response, cap: u64) -> Result<Bytes> {
             }
         }
     }
+}
+
+/// Whether a body read failed because the content could not be decoded (a corrupt gzip
+/// stream), not because the connection failed. reqwest reports both as "decode" errors: a
+/// decompressor's failure has its `io::Error` as the direct source, a reset or an early EOF
+/// has the HTTP layer's (hyper's) error there.
+fn is_content_decode_failure(e: &reqwest::Error) -> bool {
+    e.is_decode() && std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
 }
 
 pub(crate) fn snippet(bytes: &[u8]) -> String {
@@ -760,12 +779,20 @@ fn check_body(
     kind: Kind,
 ) -> Result<RawResponse> {
     // IgnoredAny skips strings without checking their UTF-8, so check it first (SIMD-fast).
+    // The fast scan answers the common bodies; serde decides (and words the errors) otherwise.
     let probe = std::str::from_utf8(bytes)
         .map_err(|e| serde_json::Error::io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
-        .and_then(serde_json::from_str::<Probe>);
+        .and_then(|text| match crate::probe::scan(text.as_bytes()) {
+            Some(shape) => Ok(shape),
+            None => serde_json::from_str::<Probe>(text).map(|p| crate::probe::Shape {
+                error: p.error.is_some(),
+                choices: p.choices.is_some(),
+                data: p.data.is_some(),
+            }),
+        });
     match probe {
         Ok(p) => {
-            if p.error.is_some() && p.choices.is_none() && p.data.is_none() {
+            if p.error && !p.choices && !p.data {
                 return Err(Error::Api(Box::new(http_detail(status, headers, bytes))));
             }
             let _ = kind;

@@ -1,0 +1,291 @@
+// Type definitions for claw-llm-client (hand-written; checked by tests/node/types.test.js).
+
+/** A chat message as OpenAI-compatible gateways take it. Extra fields are sent as they are. */
+export interface ChatMessage {
+  role: 'system' | 'user' | 'assistant' | 'tool' | 'developer' | (string & {});
+  content?: string | null | Array<Record<string, unknown>>;
+  name?: string;
+  tool_calls?: ToolCall[];
+  tool_call_id?: string;
+  [field: string]: unknown;
+}
+
+/** A tool call of an assistant message (whole arguments, as a JSON string). */
+export interface ToolCall {
+  id: string;
+  type: 'function' | (string & {});
+  function: { name: string; arguments: string };
+  [field: string]: unknown;
+}
+
+/** Token usage as the gateway reports it. */
+export interface Usage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+  [field: string]: unknown;
+}
+
+/** The assistant's message in a completion. */
+export interface AssistantMessage {
+  role: 'assistant' | (string & {});
+  content: string | null;
+  /** Reasoning text of thinking models (DeepSeek, Qwen, MiniMax…), when the gateway sends it. */
+  reasoning_content?: string | null;
+  tool_calls?: ToolCall[];
+  refusal?: string | null;
+  [field: string]: unknown;
+}
+
+/** A chat completion: the gateway's JSON, untouched (provider extras survive as extra fields). */
+export interface ChatCompletion {
+  id?: string;
+  object?: string;
+  created?: number;
+  model?: string;
+  choices: Array<{
+    index: number;
+    message: AssistantMessage;
+    finish_reason: string | null;
+    [field: string]: unknown;
+  }>;
+  usage?: Usage;
+  [field: string]: unknown;
+}
+
+/** One `chat.completion.chunk` of a stream, as the gateway sent it. */
+export interface ChatCompletionChunk {
+  id?: string;
+  object?: string;
+  created?: number;
+  model?: string;
+  choices: Array<{
+    index: number;
+    delta: {
+      role?: string;
+      content?: string | null;
+      reasoning_content?: string | null;
+      tool_calls?: Array<{
+        index?: number;
+        id?: string;
+        type?: string;
+        function?: { name?: string; arguments?: string };
+      }>;
+      [field: string]: unknown;
+    };
+    finish_reason: string | null;
+    [field: string]: unknown;
+  }>;
+  usage?: Usage | null;
+  [field: string]: unknown;
+}
+
+/** Options that belong to the client and are never sent to the gateway. */
+export interface RequestOptions {
+  /** Total deadline of the call in ms, retries included (default LLM_TIMEOUT_MS or 60000). */
+  timeoutMs?: number | null;
+  /** Retries after the first attempt (default LLM_MAX_RETRIES or 2). */
+  maxRetries?: number | null;
+  /** Extra request headers for this call. */
+  headers?: Record<string, string> | null;
+  /** Longest gap between two reads of a stream, in ms (default: timeoutMs). */
+  idleTimeoutMs?: number | null;
+  /** Cancels the call (or the stream) with an `AbortError` (code `ABORT_ERR`). */
+  signal?: AbortSignal | null;
+}
+
+/** Options of a non-streamed call: every key other than the client's own is sent as is. */
+export interface CallOptions extends RequestOptions {
+  stream?: false | null;
+  temperature?: number;
+  max_tokens?: number;
+  [param: string]: unknown;
+}
+
+/** Options of a streamed call. */
+export interface StreamCallOptions extends RequestOptions {
+  stream: true;
+  temperature?: number;
+  max_tokens?: number;
+  [param: string]: unknown;
+}
+
+/** Options of an embeddings call: `dimensions`, `encoding_format` and anything else is sent. */
+export interface EmbedOptions extends RequestOptions {
+  dimensions?: number;
+  encoding_format?: 'float' | 'base64';
+  [param: string]: unknown;
+}
+
+/** An embeddings reply. `E` is `number[]`, or `string` with `encoding_format: 'base64'`. */
+export interface EmbeddingResponse<E = number[]> {
+  object?: string;
+  data: Array<{ object?: string; index: number; embedding: E; [field: string]: unknown }>;
+  model?: string;
+  usage?: { prompt_tokens?: number; total_tokens?: number; [field: string]: unknown };
+  [field: string]: unknown;
+}
+
+/** Every `code` an error can carry (CONTRACT §8); `LLM_INTERNAL_ERROR` means a bug in claw-llm. */
+export type ErrorCode =
+  | 'LLM_CLIENT_CONFIG'
+  | 'ETIMEDOUT'
+  | 'LLM_HTTP_ERROR'
+  | 'LLM_API_ERROR'
+  | 'LLM_BAD_RESPONSE'
+  | 'LLM_CONNECTION_ERROR'
+  | 'LLM_STREAM_ERROR'
+  | 'ABORT_ERR'
+  | 'LLM_INTERNAL_ERROR';
+
+/** The error of every failed call. `name` is `'Error'` (`'AbortError'` for aborts). */
+export declare class LLMClientError extends Error {
+  protected constructor();
+  /** Stable code, the same in Rust, Node and Python. */
+  readonly code: ErrorCode;
+  /** The server's words, summarised (also the message of status errors). */
+  readonly cause: string;
+  /** HTTP status, when a response arrived (status errors, 2xx errors, bad responses). */
+  readonly status?: number;
+  /** The response body: parsed JSON, or text (the first bytes for a bad response). */
+  readonly body?: unknown;
+  /** The gateway's request id (`x-request-id`). */
+  readonly requestId?: string;
+  /** Attempts made (0 when the call failed before any request). */
+  readonly attempts: number;
+  /** The deadline that expired (`ETIMEDOUT`). */
+  readonly timeoutMs?: number;
+  /** `error.type` of an OpenAI-shaped error body. */
+  readonly type?: string;
+  /** `error.param` of an OpenAI-shaped error body. */
+  readonly param?: string;
+  /** `error.code` of an OpenAI-shaped error body (e.g. `invalid_api_key`). */
+  readonly errorCode?: string;
+  /** What the server asked to wait before retrying (`Retry-After` / `retry-after-ms`). */
+  readonly retryAfterMs?: number;
+}
+
+/** A call or stream cancelled through `signal` or `stream.abort()`. */
+export declare class AbortError extends LLMClientError {
+  readonly code: 'ABORT_ERR';
+  readonly name: 'AbortError';
+}
+
+/**
+ * A streamed chat completion: `for await (const chunk of stream)`; `break` cancels the request.
+ * Errors after the stream started (error frames, truncation, idle timeout) are thrown by the loop.
+ */
+export declare class ChatStream implements AsyncIterable<ChatCompletionChunk> {
+  private constructor();
+  /** The gateway's request id (`x-request-id`). */
+  readonly requestId: string | undefined;
+  /** The HTTP status of the response. */
+  readonly status: number;
+  [Symbol.asyncIterator](): ChatStream;
+  next(): Promise<IteratorResult<ChatCompletionChunk, undefined>>;
+  /** Ends the iteration and cancels the request (what `break` calls). */
+  return(value?: unknown): Promise<IteratorResult<ChatCompletionChunk, undefined>>;
+  /** Cancels the request: a pending or the next read fails with an `AbortError`. */
+  abort(): void;
+  /**
+   * The completion accumulated from the chunks (content, reasoning_content, tool_calls,
+   * finish_reason, usage), shaped like a non-streamed reply. Reads the rest of the stream
+   * first; rejects with the stream's error if it failed.
+   */
+  finalCompletion(): Promise<ChatCompletion>;
+}
+
+/**
+ * Sends a chat completion to the gateway configured by `process.env` at this call
+ * (LLM_BASE_URL, LLM_API_KEY, …) and resolves to its JSON, untouched. An empty model falls back
+ * to LLM_MODEL_ID. With `stream: true`, resolves to a {@link ChatStream} once the head arrived.
+ *
+ * @example
+ * const { callSpecificModel } = require('claw-llm-client');
+ * const reply = await callSpecificModel('qwen-plus', [{ role: 'user', content: 'hi' }], { temperature: 0.2 });
+ * console.log(reply.choices[0].message.content);
+ */
+export declare function callSpecificModel(
+  modelName: string | null | undefined,
+  messages: ChatMessage[],
+  options: StreamCallOptions,
+): Promise<ChatStream>;
+export declare function callSpecificModel(
+  modelName: string | null | undefined,
+  messages: ChatMessage[],
+  options?: CallOptions,
+): Promise<ChatCompletion>;
+
+/**
+ * Creates embeddings for a string or a list of strings (`encoding_format` is `float` unless
+ * asked otherwise). An empty model falls back to EMBEDDING_MODEL_ID.
+ */
+export declare function embed(
+  model: string | null | undefined,
+  input: string | string[],
+  options: EmbedOptions & { encoding_format: 'base64' },
+): Promise<EmbeddingResponse<string>>;
+export declare function embed(
+  model: string | null | undefined,
+  input: string | string[],
+  options?: EmbedOptions,
+): Promise<EmbeddingResponse>;
+
+/** Configuration of {@link createClient}; each value left out comes from `process.env` now. */
+export interface ClientConfig {
+  /** Gateway base URL (else LLM_BASE_URL, OPENAI_BASE_URL, OPENAI_API_BASE). */
+  baseUrl?: string;
+  /** Alias of `baseUrl` (the openai SDK's spelling). */
+  baseURL?: string;
+  /** Bearer key (else LLM_API_KEY, OPENAI_API_KEY). */
+  apiKey?: string;
+  /** Full chat endpoint used verbatim (else LLM_CHAT_URL). */
+  chatUrl?: string;
+  /** Model used when a call names none (else LLM_MODEL_ID). */
+  model?: string;
+  /** Embedding model used when a call names none (else EMBEDDING_MODEL_ID). */
+  embeddingModel?: string;
+  /** Embedding dimensions sent when a call gives none (else EMBEDDING_DIMS). */
+  embeddingDims?: number;
+  /** Total deadline of a call in ms (else LLM_TIMEOUT_MS, default 60000). */
+  timeoutMs?: number;
+  /** Retries after the first attempt (else LLM_MAX_RETRIES, default 2). */
+  maxRetries?: number;
+  /** Headers sent with every request. */
+  headers?: Record<string, string>;
+  /** Log level (else LLM_LOG, default 'error'). */
+  logLevel?: 'off' | 'error' | 'info' | 'debug';
+  /** Cap on a response body or one stream event, in bytes (else LLM_MAX_RESPONSE_BYTES, 64 MiB). */
+  maxResponseBytes?: number;
+}
+
+/** A client with its own configuration snapshot and connection pool. */
+export declare class Client {
+  private constructor();
+  /** The chat endpoint this client posts to. */
+  readonly chatUrl: string;
+  /** The embeddings endpoint this client posts to. */
+  readonly embeddingsUrl: string;
+  callSpecificModel(
+    modelName: string | null | undefined,
+    messages: ChatMessage[],
+    options: StreamCallOptions,
+  ): Promise<ChatStream>;
+  callSpecificModel(
+    modelName: string | null | undefined,
+    messages: ChatMessage[],
+    options?: CallOptions,
+  ): Promise<ChatCompletion>;
+  embed(
+    model: string | null | undefined,
+    input: string | string[],
+    options: EmbedOptions & { encoding_format: 'base64' },
+  ): Promise<EmbeddingResponse<string>>;
+  embed(model: string | null | undefined, input: string | string[], options?: EmbedOptions): Promise<EmbeddingResponse>;
+}
+
+/**
+ * A client whose configuration is taken now (explicit values over `process.env`).
+ * Throws an {@link LLMClientError} with code `LLM_CLIENT_CONFIG` when it is invalid.
+ */
+export declare function createClient(config?: ClientConfig): Client;

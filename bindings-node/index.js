@@ -1,0 +1,430 @@
+'use strict';
+/**
+ * claw-llm-client: a drop-in for skills/shared/llm_client.js over the claw-llm Rust core.
+ *
+ *   const { callSpecificModel } = require('claw-llm-client');
+ *   const reply = await callSpecificModel('qwen-plus', [{ role: 'user', content: 'hi' }]);
+ *
+ * This file only does what napi cannot: encode arguments as JSON, read process.env at each
+ * call, turn native errors into real Error objects, write log lines through console.error,
+ * wire AbortSignal, and wrap streams in an async iterable. Behaviour lives in the core
+ * (see the project's CONTRACT): this layer has no rule about HTTP, retries or timeouts.
+ */
+
+const path = require('node:path');
+
+const native = loadNative();
+
+/** How the native module is found: CLAW_LLM_NATIVE (a .node path), then the platform build. */
+function loadNative() {
+  const override = process.env.CLAW_LLM_NATIVE;
+  if (override) return require(path.resolve(override));
+  const triple = platformTriple();
+  const candidates = [
+    path.join(__dirname, `claw-llm.${triple}.node`),
+    path.join(__dirname, 'claw-llm.node'),
+    `claw-llm-client-${triple}`,
+  ];
+  for (const candidate of candidates) {
+    try {
+      return require(candidate);
+    } catch (e) {
+      if (e.code !== 'MODULE_NOT_FOUND') throw e;
+    }
+  }
+  throw new Error(
+    `claw-llm-client: no native binary for ${triple} in ${__dirname} ` +
+      '(build it with `npm run build`, or set CLAW_LLM_NATIVE to a .node file)',
+  );
+}
+
+function platformTriple() {
+  const { platform, arch } = process;
+  if (platform === 'linux') return `linux-${arch}-${isMusl() ? 'musl' : 'gnu'}`;
+  if (platform === 'win32') return `win32-${arch}-msvc`;
+  return `${platform}-${arch}`;
+}
+
+function isMusl() {
+  try {
+    return !process.report.getReport().header.glibcVersionRuntime;
+  } catch {
+    return false;
+  }
+}
+
+// ---------------------------------------------------------------- environment (CONTRACT §2)
+
+/** The variables the core reads; their values are sent with every free-function call. */
+const ENV_KEYS = native.envKeys();
+
+/** process.env as the core should see it now: the values of ENV_KEYS joined by NUL. */
+function envSnapshot() {
+  const env = process.env;
+  let s = '';
+  for (let i = 0; i < ENV_KEYS.length; i++) {
+    if (i > 0) s += '\0';
+    const v = env[ENV_KEYS[i]];
+    if (v !== undefined) s += v.indexOf('\0') === -1 ? v : v.replace(/\0/g, '');
+  }
+  return s;
+}
+
+// ---------------------------------------------------------------- logs (CONTRACT §9)
+
+/** Writes the core's queued log lines through console.error. */
+function flushLogs() {
+  const lines = native.drainLogs();
+  if (lines) for (const line of lines) console.error(line);
+}
+
+// ---------------------------------------------------------------- errors (CONTRACT §8)
+
+/** Prefix of a native error message carrying structured fields (see bindings-node/src/error.rs). */
+const MARK = '\u0001claw-llm-error:';
+
+/**
+ * Every error claw-llm raises: `code` is one of LLM_CLIENT_CONFIG, ETIMEDOUT, LLM_HTTP_ERROR,
+ * LLM_API_ERROR, LLM_BAD_RESPONSE, LLM_CONNECTION_ERROR, LLM_STREAM_ERROR, ABORT_ERR (or
+ * LLM_INTERNAL_ERROR for a bug in claw-llm). `cause` is the server's words, summarised.
+ * Its `name` stays 'Error' (as the original llm_client.js errors) except for aborts.
+ */
+class LLMClientError extends Error {
+  constructor(fields) {
+    super(fields.message, { cause: fields.summary === undefined ? fields.message : fields.summary });
+    this.code = fields.code;
+    for (const key of FIELDS) {
+      if (fields[key] !== undefined && fields[key] !== null) this[key] = fields[key];
+    }
+  }
+}
+
+/** A call or stream cancelled through `options.signal` or `stream.abort()` (code ABORT_ERR). */
+class AbortError extends LLMClientError {}
+Object.defineProperty(AbortError.prototype, 'name', {
+  value: 'AbortError',
+  writable: true,
+  configurable: true,
+});
+
+const FIELDS = [
+  'status',
+  'requestId',
+  'type',
+  'param',
+  'errorCode',
+  'attempts',
+  'timeoutMs',
+  'retryAfterMs',
+  'body',
+];
+
+function makeError(fields) {
+  return fields.code === 'ABORT_ERR' ? new AbortError(fields) : new LLMClientError(fields);
+}
+
+/** A native rejection as the Error the caller sees. */
+function toError(e) {
+  const message = e && typeof e.message === 'string' ? e.message : String(e);
+  if (message.startsWith(MARK)) {
+    try {
+      return makeError(JSON.parse(message.slice(MARK.length)));
+    } catch {
+      // fall through: report it as an internal error below
+    }
+  }
+  return makeError({
+    code: 'LLM_INTERNAL_ERROR',
+    message: `internal error in claw-llm (please report it): ${message}`,
+    attempts: 0,
+  });
+}
+
+// ---------------------------------------------------------------- arguments
+
+function describe(v) {
+  if (v === null) return 'null';
+  if (Array.isArray(v)) return 'an array';
+  const t = typeof v;
+  return t === 'object' || t === 'undefined' ? t : `a ${t}`;
+}
+
+function isAbortSignal(s) {
+  return typeof s === 'object' && typeof s.aborted === 'boolean' && typeof s.addEventListener === 'function';
+}
+
+/**
+ * Encodes one call for the native side. Nothing here validates what the core validates
+ * (messages shape, option values, `stream` type): a value JS cannot even encode becomes
+ * `argError`, which the core reports as LLM_CLIENT_CONFIG (and logs like any failed call).
+ */
+function encode(model, payload, options, what) {
+  const a = { model: '', payload: '', options: 'null', argError: null, signal: null, stream: false };
+  if (typeof model === 'string') a.model = model;
+  else if (model !== undefined && model !== null) {
+    a.model = `<${typeof model}>`;
+    a.argError = `model must be a non-empty string, got ${describe(model)}`;
+    return a;
+  }
+  try {
+    if (options !== undefined && options !== null) {
+      if (typeof options === 'object') {
+        const signal = options.signal;
+        if (signal !== undefined && signal !== null) {
+          if (!isAbortSignal(signal)) {
+            a.argError = `signal must be an AbortSignal, got ${describe(signal)}`;
+            return a;
+          }
+          a.signal = signal;
+        }
+        a.stream = options.stream === true;
+      }
+      const json = JSON.stringify(options);
+      if (json === undefined) {
+        a.argError = `options must be an object, got ${describe(options)}`;
+        return a;
+      }
+      a.options = json;
+    }
+  } catch (e) {
+    a.argError = `options cannot be sent: ${e && e.message}`;
+    return a;
+  }
+  try {
+    const json = JSON.stringify(payload);
+    a.payload = json === undefined ? 'null' : json;
+  } catch (e) {
+    a.argError = `${what} cannot be sent: ${e && e.message}`;
+  }
+  return a;
+}
+
+/** A native cancel handle driven by `signal`, or null. */
+function link(signal) {
+  if (!signal) return null;
+  const handle = new native.CancelHandle();
+  if (signal.aborted) {
+    handle.cancel();
+    return { handle, unlink() {} };
+  }
+  const onAbort = () => handle.cancel();
+  signal.addEventListener('abort', onAbort, { once: true });
+  return { handle, unlink: () => signal.removeEventListener('abort', onAbort) };
+}
+
+/** Starts one native call: `target` is a NativeClient, or null for the environment. */
+function start(target, kind, a, handle) {
+  if (target) return target[kind](a.model, a.payload, a.options, handle, a.argError);
+  return native[kind](envSnapshot(), a.model, a.payload, a.options, handle, a.argError);
+}
+
+async function run(target, kind, model, payload, options) {
+  const a = encode(model, payload, options, kind === 'embed' ? 'input' : 'messages');
+  const linked = link(a.signal);
+  const handle = linked ? linked.handle : null;
+  let streaming = false;
+  try {
+    if (kind === 'call' && a.stream) {
+      const s = new ChatStream(await start(target, 'stream', a, handle), linked);
+      streaming = true;
+      return s;
+    }
+    return JSON.parse(await start(target, kind, a, handle));
+  } catch (e) {
+    const err = e instanceof LLMClientError ? e : toError(e);
+    // The stack starts at the caller's await, not inside this file.
+    Error.captureStackTrace(err, run);
+    throw err;
+  } finally {
+    flushLogs();
+    if (linked && !streaming) linked.unlink();
+  }
+}
+
+// ---------------------------------------------------------------- streams (CONTRACT §5)
+
+/** Chunks fetched per crossing of the native boundary. */
+const BATCH = 256;
+
+/**
+ * A streamed chat completion: `for await (const chunk of stream)` yields
+ * `chat.completion.chunk` objects; `break` cancels the request.
+ */
+class ChatStream {
+  #native;
+  #linked;
+  #buf = [];
+  #pos = 0;
+  #done = false;
+  #error = null;
+  #thrown = false;
+  #reading = null;
+
+  constructor(nativeStream, linked) {
+    this.#native = nativeStream;
+    this.#linked = linked;
+    /** The gateway's request id (`x-request-id`), or undefined. */
+    this.requestId = nativeStream.requestId ?? undefined;
+    /** The HTTP status of the response. */
+    this.status = nativeStream.status;
+  }
+
+  [Symbol.asyncIterator]() {
+    return this;
+  }
+
+  /** The next chunk. */
+  async next() {
+    for (;;) {
+      if (this.#pos < this.#buf.length) {
+        const raw = this.#buf[this.#pos];
+        this.#buf[this.#pos++] = undefined;
+        return { value: JSON.parse(raw), done: false };
+      }
+      if (this.#done) {
+        if (this.#error && !this.#thrown) {
+          this.#thrown = true;
+          throw this.#error;
+        }
+        return { value: undefined, done: true };
+      }
+      await this.#fill();
+    }
+  }
+
+  /** Called by `break` / `return` in a for-await loop: cancels the request. */
+  async return(value) {
+    this.abort();
+    this.#finish(null);
+    return { value, done: true };
+  }
+
+  /** Cancels the request: the connection closes and a pending (or the next) read fails with ABORT_ERR. */
+  abort() {
+    if (!this.#done) this.#native.abort();
+  }
+
+  /**
+   * The completion accumulated from the chunks (content, reasoning_content, tool_calls,
+   * finish_reason, usage), shaped like a non-streamed reply. Reads the rest of the stream
+   * first; rejects with the stream's error if it failed.
+   */
+  async finalCompletion() {
+    while (!this.#done) {
+      this.#pos = this.#buf.length;
+      await this.#fill();
+    }
+    if (this.#error) throw this.#error;
+    return JSON.parse(await this.#native.finalCompletion());
+  }
+
+  #fill() {
+    if (!this.#reading) {
+      this.#reading = this.#read().finally(() => {
+        this.#reading = null;
+      });
+    }
+    return this.#reading;
+  }
+
+  async #read() {
+    try {
+      const batch = await this.#native.nextBatch(BATCH);
+      if (batch.length === 0) this.#finish(null);
+      else {
+        this.#buf = batch;
+        this.#pos = 0;
+      }
+    } catch (e) {
+      this.#finish(toError(e));
+    } finally {
+      flushLogs();
+    }
+  }
+
+  #finish(error) {
+    if (this.#done) return;
+    this.#done = true;
+    this.#error = error;
+    if (this.#linked) this.#linked.unlink();
+  }
+}
+
+// ---------------------------------------------------------------- public API
+
+/**
+ * POSTs `{model, messages, ...options}` to the gateway's chat endpoint and resolves to its
+ * JSON, untouched. Configuration comes from process.env at this call (LLM_BASE_URL,
+ * LLM_API_KEY, …). Client options (timeoutMs, maxRetries, headers, idleTimeoutMs, signal,
+ * stream) are not sent; every other option is. With `stream: true`, resolves to a ChatStream.
+ */
+async function callSpecificModel(modelName, messages, options) {
+  return run(null, 'call', modelName, messages, options);
+}
+
+/** POSTs `{model, input, encoding_format: 'float', ...options}` to the embeddings endpoint. */
+async function embed(model, input, options) {
+  return run(null, 'embed', model, input, options);
+}
+
+/** A client with its own configuration snapshot and connection pool (see createClient). */
+class Client {
+  #native;
+
+  constructor(nativeClient) {
+    this.#native = nativeClient;
+  }
+
+  /** The chat endpoint this client posts to. */
+  get chatUrl() {
+    return this.#native.chatUrl;
+  }
+
+  /** The embeddings endpoint this client posts to. */
+  get embeddingsUrl() {
+    return this.#native.embeddingsUrl;
+  }
+
+  /** Like the free callSpecificModel, with this client's configuration. */
+  async callSpecificModel(modelName, messages, options) {
+    return run(this.#native, 'call', modelName, messages, options);
+  }
+
+  /** Like the free embed, with this client's configuration. */
+  async embed(model, input, options) {
+    return run(this.#native, 'embed', model, input, options);
+  }
+}
+
+/**
+ * Creates a client whose configuration is taken now: explicit options (baseUrl, apiKey,
+ * chatUrl, model, embeddingModel, embeddingDims, timeoutMs, maxRetries, headers, logLevel,
+ * maxResponseBytes) over process.env. Throws LLM_CLIENT_CONFIG when it is invalid.
+ */
+function createClient(options) {
+  let json;
+  try {
+    json = JSON.stringify(options === undefined ? null : options);
+  } catch (e) {
+    throw makeError({
+      code: 'LLM_CLIENT_CONFIG',
+      message: `createClient options cannot be read as JSON: ${e && e.message}`,
+      attempts: 0,
+    });
+  }
+  try {
+    return new Client(native.NativeClient.create(json === undefined ? '"?"' : json, envSnapshot()));
+  } catch (e) {
+    throw toError(e);
+  }
+}
+
+module.exports = {
+  callSpecificModel,
+  embed,
+  createClient,
+  Client,
+  ChatStream,
+  LLMClientError,
+  AbortError,
+};

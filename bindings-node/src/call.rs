@@ -1,0 +1,195 @@
+//! The path every native call takes: JSON strings in, core call on the runtime, body text (or
+//! a stream) out. Parsing happens here, on the runtime, so a 10 MB request never blocks the
+//! JS thread; option validation is the core's (`CallOptions::extract`).
+
+use crate::cancel::CancelHandle;
+use crate::client;
+use crate::error::{self, to_js};
+use crate::log;
+use crate::stream::NativeStream;
+use claw_llm::{CallOptions, CancellationToken, Client, LogLevel};
+use serde_json::{Map, Value};
+
+/// Where the call's configuration comes from.
+pub(crate) enum Target {
+    /// An environment snapshot (free functions): values of `ENV_KEYS` joined by NUL.
+    Env(String),
+    /// A client made by `createClient`.
+    Client(Client),
+}
+
+/// One call as JS sent it.
+pub(crate) struct Request {
+    model: String,
+    payload_json: String,
+    options_json: String,
+    cancel: Option<CancellationToken>,
+    arg_error: Option<String>,
+}
+
+impl Request {
+    /// `payload_json` is the messages (chat) or the input (embeddings); `arg_error` is set when
+    /// JS could not even encode the arguments (circular structure, BigInt, a non-string model).
+    pub(crate) fn new(
+        model: String,
+        payload_json: String,
+        options_json: String,
+        cancel: Option<&CancelHandle>,
+        arg_error: Option<String>,
+    ) -> Self {
+        // Every call starts here, so the core's log lines reach the queue from the first call.
+        log::install();
+        Request {
+            model,
+            payload_json,
+            options_json,
+            cancel: cancel.map(|c| c.token.clone()),
+            arg_error,
+        }
+    }
+}
+
+/// A call ready for the core.
+struct Prepared {
+    client: Client,
+    payload: Value,
+    params: Map<String, Value>,
+    opts: CallOptions,
+}
+
+/// Decodes what `JSON.stringify` produced. It only fails on what JSON itself cannot carry to
+/// a gateway: a lone UTF-16 surrogate (JS escapes it as `\ud800`), or nesting past serde's limit.
+fn parse(what: &str, json: &str) -> claw_llm::Result<Value> {
+    serde_json::from_str(json).map_err(|e| {
+        let text = e.to_string();
+        let why = if text.contains("surrogate") || text.contains("hex escape") {
+            "a string holds a lone UTF-16 surrogate (half of an emoji, e.g. cut by .slice()), which is not valid Unicode"
+        } else if text.contains("recursion limit") {
+            "it is nested more than 127 levels deep"
+        } else {
+            "it is not valid JSON"
+        };
+        claw_llm::Error::config(format!("{what} cannot be sent: {why} ({text})"))
+    })
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Resolves the client, decodes the arguments and extracts the client's own options. A failure
+/// here is logged like any failed call (the core logs the ones that happen after).
+fn prepare(target: Target, req: &mut Request, what: &str) -> claw_llm::Result<Prepared> {
+    let (client, level) = match target {
+        Target::Client(c) => {
+            let level = c.config().log_level();
+            (Ok(c), level)
+        }
+        Target::Env(snapshot) => (
+            client::for_env(&snapshot),
+            client::snapshot_log_level(&snapshot),
+        ),
+    };
+    let result = (|| {
+        if let Some(message) = req.arg_error.take() {
+            return Err(claw_llm::Error::config(message));
+        }
+        let client = client?;
+        let payload = parse(what, &std::mem::take(&mut req.payload_json))?;
+        let mut params = match parse("options", &std::mem::take(&mut req.options_json))? {
+            Value::Object(m) => m,
+            Value::Null => Map::new(),
+            other => {
+                return Err(claw_llm::Error::config(format!(
+                    "options must be an object, got {}",
+                    type_name(&other)
+                )))
+            }
+        };
+        let (mut opts, _stream) = CallOptions::extract(&mut params)?;
+        opts.cancel = req.cancel.take();
+        Ok(Prepared {
+            client,
+            payload,
+            params,
+            opts,
+        })
+    })();
+    if let Err(e) = &result {
+        if level >= LogLevel::Error {
+            log::push(&claw_llm::error_line(&req.model, e));
+        }
+    }
+    result
+}
+
+fn body_text(body: bytes::Bytes) -> String {
+    String::from_utf8(Vec::from(body))
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
+}
+
+/// A non-streamed chat completion; resolves to the body text.
+pub(crate) async fn chat(target: Target, mut req: Request) -> napi::Result<String> {
+    error::guard(async move {
+        let p = prepare(target, &mut req, "messages").map_err(|e| to_js(&e))?;
+        let raw = p
+            .client
+            .call_specific_model_raw(&req.model, p.payload, p.params, p.opts)
+            .await
+            .map_err(|e| to_js(&e))?;
+        Ok(body_text(raw.body))
+    })
+    .await
+}
+
+/// A streamed chat completion; resolves once the head arrived.
+pub(crate) async fn stream(target: Target, mut req: Request) -> napi::Result<NativeStream> {
+    error::guard(async move {
+        let p = prepare(target, &mut req, "messages").map_err(|e| to_js(&e))?;
+        let s = p
+            .client
+            .stream(&req.model, p.payload, p.params, p.opts)
+            .await
+            .map_err(|e| to_js(&e))?;
+        Ok(NativeStream::new(s))
+    })
+    .await
+}
+
+/// Embeddings; resolves to the body text.
+pub(crate) async fn embed(target: Target, mut req: Request) -> napi::Result<String> {
+    error::guard(async move {
+        let p = prepare(target, &mut req, "input").map_err(|e| to_js(&e))?;
+        let raw = p
+            .client
+            .embed_raw(&req.model, p.payload, p.params, p.opts)
+            .await
+            .map_err(|e| to_js(&e))?;
+        Ok(body_text(raw.body))
+    })
+    .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_names_what_cannot_be_sent() {
+        let lone = parse("messages", r#"[{"content":"a\ud800b"}]"#)
+            .err()
+            .map(|e| e.to_string());
+        assert!(lone.unwrap_or_default().contains("lone UTF-16 surrogate"));
+        let deep = format!("{}{}", "[".repeat(200), "]".repeat(200));
+        let deep = parse("messages", &deep).err().map(|e| e.to_string());
+        assert!(deep.unwrap_or_default().contains("nested"));
+        assert!(parse("messages", r#"[{"content":"\ud83d\ude00"}]"#).is_ok());
+    }
+}

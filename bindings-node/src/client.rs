@@ -1,0 +1,308 @@
+//! Where a call's core [`Client`] comes from: an environment snapshot sent by JS at each call
+//! (the free functions, CONTRACT §2), or a [`NativeClient`] made by `createClient`.
+//!
+//! JS sends the environment because Rust's `std::env` must not read `process.env` while JS
+//! writes it (and a worker thread's `process.env` is not the process environment at all).
+//! One core client is cached per distinct snapshot, so calls with the same environment share
+//! one connection pool, as the core's free functions do.
+
+use crate::call::{self, Target};
+use crate::cancel::CancelHandle;
+use crate::error;
+use crate::stream::NativeStream;
+use claw_llm::{Client, Config, ConfigBuilder, LogLevel};
+use napi::bindgen_prelude::PromiseRaw;
+use napi::Env;
+use napi_derive::napi;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use std::sync::Mutex;
+
+/// Every variable the core's configuration reads (CONTRACT §2), in the order of a snapshot.
+pub(crate) const ENV_KEYS: &[&str] = &[
+    "LLM_BASE_URL",
+    "OPENAI_BASE_URL",
+    "OPENAI_API_BASE",
+    "LLM_API_KEY",
+    "OPENAI_API_KEY",
+    "LLM_CHAT_URL",
+    "LLM_MODEL_ID",
+    "EMBEDDING_MODEL_ID",
+    "EMBEDDING_DIMS",
+    "LLM_TIMEOUT_MS",
+    "LLM_MAX_RETRIES",
+    "LLM_LOG",
+    "LLM_MAX_RESPONSE_BYTES",
+];
+
+/// Distinct environments kept (a skill switching gateways back and forth keeps its pools).
+const CACHE_SIZE: usize = 8;
+
+static CACHE: Mutex<Vec<(String, Client)>> = Mutex::new(Vec::new());
+
+/// Reads one variable from a snapshot (`ENV_KEYS` values joined by NUL; empty means unset).
+pub(crate) fn lookup(snapshot: &str, name: &str) -> Option<String> {
+    let i = ENV_KEYS.iter().position(|k| *k == name)?;
+    snapshot
+        .split('\0')
+        .nth(i)
+        .filter(|v| !v.is_empty())
+        .map(str::to_string)
+}
+
+/// The log level a snapshot asks for, for errors raised before a client exists.
+pub(crate) fn snapshot_log_level(snapshot: &str) -> LogLevel {
+    lookup(snapshot, "LLM_LOG")
+        .and_then(|v| LogLevel::parse(&v))
+        .unwrap_or(LogLevel::Error)
+}
+
+/// The client for this environment snapshot: cached, or configured now.
+pub(crate) fn for_env(snapshot: &str) -> claw_llm::Result<Client> {
+    if let Ok(mut cache) = CACHE.lock() {
+        if let Some(i) = cache.iter().position(|(k, _)| k == snapshot) {
+            let hit = cache.remove(i);
+            let client = hit.1.clone();
+            cache.insert(0, hit);
+            return Ok(client);
+        }
+    }
+    let config = ConfigBuilder::default().build_with(|name| lookup(snapshot, name))?;
+    let client = Client::shared(config)?;
+    if let Ok(mut cache) = CACHE.lock() {
+        cache.insert(0, (snapshot.to_string(), client.clone()));
+        cache.truncate(CACHE_SIZE);
+    }
+    Ok(client)
+}
+
+/// `createClient` options (explicit values win over the environment at creation).
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ClientOptions {
+    #[serde(alias = "baseURL")]
+    base_url: Option<String>,
+    api_key: Option<String>,
+    #[serde(alias = "chatURL")]
+    chat_url: Option<String>,
+    model: Option<String>,
+    embedding_model: Option<String>,
+    embedding_dims: Option<u32>,
+    timeout_ms: Option<u64>,
+    max_retries: Option<u32>,
+    headers: Option<Map<String, Value>>,
+    log_level: Option<String>,
+    max_response_bytes: Option<u64>,
+}
+
+fn config_from(options_json: &str, snapshot: &str) -> claw_llm::Result<Config> {
+    let bad = |e: serde_json::Error| claw_llm::Error::config(format!("createClient options: {e}"));
+    let o: ClientOptions = match serde_json::from_str::<Value>(options_json).map_err(bad)? {
+        Value::Null => ClientOptions::default(),
+        v @ Value::Object(_) => serde_json::from_value(v).map_err(bad)?,
+        _ => {
+            return Err(claw_llm::Error::config(
+                "createClient options must be an object",
+            ))
+        }
+    };
+    let mut b = Config::builder();
+    macro_rules! set {
+        ($($field:ident),*) => { $( if let Some(v) = o.$field { b = b.$field(v); } )* };
+    }
+    set!(
+        base_url,
+        api_key,
+        chat_url,
+        model,
+        embedding_model,
+        embedding_dims,
+        timeout_ms,
+        max_retries,
+        max_response_bytes
+    );
+    if let Some(level) = o.log_level {
+        let parsed = LogLevel::parse(&level).ok_or_else(|| {
+            claw_llm::Error::config(format!(
+                "logLevel must be off, error, info or debug, got {level:?}"
+            ))
+        })?;
+        b = b.log_level(parsed);
+    }
+    for (name, value) in o.headers.unwrap_or_default() {
+        let Value::String(value) = value else {
+            return Err(claw_llm::Error::config(format!(
+                "headers[{name:?}] must be a string"
+            )));
+        };
+        b = b.header(name, value);
+    }
+    b.build_with(|name| lookup(snapshot, name))
+}
+
+/// A client made by `createClient`: configuration snapshot taken at creation, its own pool.
+#[napi]
+pub struct NativeClient {
+    client: Client,
+}
+
+#[napi]
+impl NativeClient {
+    /// Builds a client from `createClient` options (JSON) over an environment snapshot.
+    /// Throws a marked `LLM_CLIENT_CONFIG` error when the configuration is invalid.
+    #[napi(factory)]
+    pub fn create(options_json: String, env_snapshot: String) -> napi::Result<Self> {
+        error::guard_sync(|| {
+            let config = config_from(&options_json, &env_snapshot).map_err(|e| error::to_js(&e))?;
+            let client = Client::new(config).map_err(|e| error::to_js(&e))?;
+            Ok(NativeClient { client })
+        })
+    }
+
+    /// The chat endpoint this client posts to (handy for checking the URL rules).
+    #[napi(getter)]
+    pub fn chat_url(&self) -> String {
+        self.client.config().chat_url().to_string()
+    }
+
+    /// The embeddings endpoint this client posts to.
+    #[napi(getter)]
+    pub fn embeddings_url(&self) -> String {
+        self.client.config().embeddings_url().to_string()
+    }
+
+    /// Like the free `call`, with this client's configuration.
+    #[napi]
+    pub fn call<'e>(
+        &self,
+        env: &'e Env,
+        model: String,
+        messages_json: String,
+        options_json: String,
+        cancel: Option<&CancelHandle>,
+        arg_error: Option<String>,
+    ) -> napi::Result<PromiseRaw<'e, String>> {
+        let req = call::Request::new(model, messages_json, options_json, cancel, arg_error);
+        env.spawn_future(call::chat(Target::Client(self.client.clone()), req))
+    }
+
+    /// Like the free `stream`, with this client's configuration.
+    #[napi]
+    pub fn stream<'e>(
+        &self,
+        env: &'e Env,
+        model: String,
+        messages_json: String,
+        options_json: String,
+        cancel: Option<&CancelHandle>,
+        arg_error: Option<String>,
+    ) -> napi::Result<PromiseRaw<'e, NativeStream>> {
+        let req = call::Request::new(model, messages_json, options_json, cancel, arg_error);
+        env.spawn_future(call::stream(Target::Client(self.client.clone()), req))
+    }
+
+    /// Like the free `embed`, with this client's configuration.
+    #[napi]
+    pub fn embed<'e>(
+        &self,
+        env: &'e Env,
+        model: String,
+        input_json: String,
+        options_json: String,
+        cancel: Option<&CancelHandle>,
+        arg_error: Option<String>,
+    ) -> napi::Result<PromiseRaw<'e, String>> {
+        let req = call::Request::new(model, input_json, options_json, cancel, arg_error);
+        env.spawn_future(call::embed(Target::Client(self.client.clone()), req))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::RefCell;
+
+    fn snapshot(pairs: &[(&str, &str)]) -> String {
+        ENV_KEYS
+            .iter()
+            .map(|k| pairs.iter().find(|(n, _)| n == k).map_or("", |(_, v)| *v))
+            .collect::<Vec<_>>()
+            .join("\0")
+    }
+
+    /// Every name the core's configuration asks for must be in the snapshot, or a skill's
+    /// `process.env` setting would silently be ignored.
+    #[test]
+    fn env_keys_cover_every_variable_the_core_reads() {
+        let asked = RefCell::new(Vec::<String>::new());
+        fn record<'a>(
+            asked: &'a RefCell<Vec<String>>,
+            base: Option<&'static str>,
+        ) -> impl Fn(&str) -> Option<String> + 'a {
+            move |name: &str| {
+                asked.borrow_mut().push(name.to_string());
+                base.filter(|_| name == "OPENAI_API_BASE")
+                    .map(str::to_string)
+            }
+        }
+        // No base URL: every base name is asked. A base URL only under its last name: every
+        // key name is asked. Explicit base and key: every other name is asked.
+        let _ = Config::builder().build_with(record(&asked, None));
+        let _ = Config::builder().build_with(record(&asked, Some("http://h")));
+        let _ = Config::builder()
+            .base_url("http://h")
+            .api_key("k")
+            .build_with(record(&asked, None));
+        for name in asked.borrow().iter() {
+            assert!(
+                ENV_KEYS.contains(&name.as_str()),
+                "{name} is not in ENV_KEYS"
+            );
+        }
+        assert!(asked.borrow().iter().any(|n| n == "LLM_MAX_RESPONSE_BYTES"));
+    }
+
+    #[test]
+    fn snapshot_lookup_and_cache() {
+        let s = snapshot(&[
+            ("LLM_BASE_URL", "http://127.0.0.1:9/v1"),
+            ("LLM_API_KEY", "k"),
+        ]);
+        assert_eq!(
+            lookup(&s, "LLM_BASE_URL").as_deref(),
+            Some("http://127.0.0.1:9/v1")
+        );
+        assert_eq!(lookup(&s, "LLM_MODEL_ID"), None);
+        assert_eq!(lookup(&s, "NOT_A_KEY"), None);
+        let a = for_env(&s).map(|c| c.config().chat_url().to_string());
+        assert_eq!(
+            a.ok().as_deref(),
+            Some("http://127.0.0.1:9/v1/chat/completions")
+        );
+        let err = for_env(&snapshot(&[("LLM_API_KEY", "k")])).err();
+        assert_eq!(err.map(|e| e.code()), Some("LLM_CLIENT_CONFIG"));
+    }
+
+    #[test]
+    fn client_options_map_onto_the_builder() {
+        let s = snapshot(&[]);
+        let c = config_from(
+            r#"{"baseURL":"http://h:1","apiKey":"k","timeoutMs":1500,"headers":{"x-a":"1"},"logLevel":"off"}"#,
+            &s,
+        );
+        let c = c.ok();
+        assert_eq!(
+            c.as_ref().map(|c| c.chat_url()),
+            Some("http://h:1/v1/chat/completions")
+        );
+        assert_eq!(c.as_ref().map(|c| c.log_level()), Some(LogLevel::Off));
+        for bad in [
+            r#"{"baseUrl":"http://h","apiKey":"k","tiemoutMs":1}"#,
+            r#""x""#,
+            r#"{"apiKey":"k"}"#,
+        ] {
+            let code = config_from(bad, &s).err().map(|e| e.code());
+            assert_eq!(code, Some("LLM_CLIENT_CONFIG"), "{bad}");
+        }
+    }
+}

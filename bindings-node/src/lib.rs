@@ -1,0 +1,108 @@
+//! Node binding of claw-llm: the native half of the npm package `claw-llm-client`.
+//!
+//! The hand-written JS layer (`bindings-node/index.js`) is the public API; this module only
+//! converts. Messages and options cross as JSON strings and response bodies come back as
+//! strings, so a call crosses the boundary once each way and JSON is parsed by V8. Every I/O
+//! runs on napi's one tokio runtime, never on the JS thread. Errors cross as a marked JSON
+//! message (see `error.rs`) that the JS layer turns into a real `Error` with `code`, `status`…
+//! Log lines are queued (see `log.rs`) and written by the JS layer through `console.error`.
+#![deny(clippy::unwrap_used)]
+
+mod call;
+mod cancel;
+mod client;
+mod error;
+mod log;
+mod stream;
+
+pub use cancel::CancelHandle;
+pub use client::NativeClient;
+pub use stream::NativeStream;
+
+use napi::bindgen_prelude::PromiseRaw;
+use napi::Env;
+use napi_derive::napi;
+
+/// The environment variables the core reads, in the order `index.js` sends their values.
+#[napi]
+pub fn env_keys() -> Vec<&'static str> {
+    client::ENV_KEYS.to_vec()
+}
+
+/// `callSpecificModel` without `stream: true`, configured from an environment snapshot (the
+/// values of [`env_keys`] joined by NUL). Resolves to the response body text.
+#[napi]
+#[allow(clippy::too_many_arguments)]
+pub fn call<'e>(
+    env: &'e Env,
+    env_snapshot: String,
+    model: String,
+    messages_json: String,
+    options_json: String,
+    cancel: Option<&CancelHandle>,
+    arg_error: Option<String>,
+) -> napi::Result<PromiseRaw<'e, String>> {
+    let req = call::Request::new(model, messages_json, options_json, cancel, arg_error);
+    env.spawn_future(call::chat(call::Target::Env(env_snapshot), req))
+}
+
+/// `callSpecificModel` with `stream: true`: resolves to a [`NativeStream`] once the head arrived.
+#[napi]
+#[allow(clippy::too_many_arguments)]
+pub fn stream<'e>(
+    env: &'e Env,
+    env_snapshot: String,
+    model: String,
+    messages_json: String,
+    options_json: String,
+    cancel: Option<&CancelHandle>,
+    arg_error: Option<String>,
+) -> napi::Result<PromiseRaw<'e, NativeStream>> {
+    let req = call::Request::new(model, messages_json, options_json, cancel, arg_error);
+    env.spawn_future(call::stream(call::Target::Env(env_snapshot), req))
+}
+
+/// `embed`, configured from an environment snapshot. Resolves to the response body text.
+#[napi]
+#[allow(clippy::too_many_arguments)]
+pub fn embed<'e>(
+    env: &'e Env,
+    env_snapshot: String,
+    model: String,
+    input_json: String,
+    options_json: String,
+    cancel: Option<&CancelHandle>,
+    arg_error: Option<String>,
+) -> napi::Result<PromiseRaw<'e, String>> {
+    let req = call::Request::new(model, input_json, options_json, cancel, arg_error);
+    env.spawn_future(call::embed(call::Target::Env(env_snapshot), req))
+}
+
+/// Log lines written since the last drain (`None` when there are none).
+#[napi]
+pub fn drain_logs() -> Option<Vec<String>> {
+    log::drain()
+}
+
+/// Panics inside the binding on purpose (synchronously, or inside a future when `in_future`),
+/// so the tests can prove a panic becomes an `LLM_INTERNAL_ERROR` and never reaches Node.
+/// Only built with the `test-panic` feature.
+#[cfg(feature = "test-panic")]
+#[napi(js_name = "__forcePanicForTests")]
+pub fn force_panic_for_tests<'e>(
+    env: &'e Env,
+    in_future: bool,
+) -> napi::Result<PromiseRaw<'e, String>> {
+    if in_future {
+        env.spawn_future(error::guard(async {
+            claw_llm::force_panic_for_tests();
+            Ok(String::new())
+        }))
+    } else {
+        error::guard_sync(|| {
+            claw_llm::force_panic_for_tests();
+            Ok(())
+        })?;
+        env.spawn_future(async { Ok(String::new()) })
+    }
+}

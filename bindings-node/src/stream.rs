@@ -1,0 +1,77 @@
+//! The native half of a stream: chunks cross into JS in batches of raw JSON text.
+
+use crate::error::{self, to_js};
+use claw_llm::{CancellationToken, ChatStream};
+use napi::bindgen_prelude::PromiseRaw;
+use napi::Env;
+use napi_derive::napi;
+use std::sync::Arc;
+use tokio::sync::Mutex;
+
+/// A streamed chat completion. `index.js` wraps it in an async iterable.
+#[napi]
+pub struct NativeStream {
+    inner: Arc<Mutex<ChatStream>>,
+    abort: CancellationToken,
+    request_id: Option<String>,
+    status: u16,
+}
+
+impl NativeStream {
+    pub(crate) fn new(s: ChatStream) -> Self {
+        NativeStream {
+            abort: s.abort_handle(),
+            request_id: s.request_id().map(str::to_string),
+            status: s.status(),
+            inner: Arc::new(Mutex::new(s)),
+        }
+    }
+}
+
+#[napi]
+impl NativeStream {
+    /// The gateway's request id (`x-request-id`), when it sent one.
+    #[napi(getter)]
+    pub fn request_id(&self) -> Option<String> {
+        self.request_id.clone()
+    }
+
+    /// The HTTP status of the stream's response.
+    #[napi(getter)]
+    pub fn status(&self) -> u32 {
+        u32::from(self.status)
+    }
+
+    /// Up to `max` chunks as raw JSON text, waiting only when none is ready; `[]` at the end.
+    #[napi]
+    pub fn next_batch<'e>(
+        &self,
+        env: &'e Env,
+        max: u32,
+    ) -> napi::Result<PromiseRaw<'e, Vec<String>>> {
+        let inner = self.inner.clone();
+        env.spawn_future(error::guard(async move {
+            let mut s = inner.lock().await;
+            s.next_batch_raw(max as usize).await.map_err(|e| to_js(&e))
+        }))
+    }
+
+    /// The completion accumulated so far (all of it once the stream ended), as JSON text.
+    #[napi]
+    pub fn final_completion<'e>(&self, env: &'e Env) -> napi::Result<PromiseRaw<'e, String>> {
+        let inner = self.inner.clone();
+        env.spawn_future(error::guard(async move {
+            Ok(inner.lock().await.final_completion().to_string())
+        }))
+    }
+
+    /// Aborts: the connection is closed and a pending or later read fails with `ABORT_ERR`.
+    #[napi]
+    pub fn abort(&self) {
+        self.abort.cancel();
+        // A pending read sees the cancellation itself; otherwise close the connection now.
+        if let Ok(mut s) = self.inner.try_lock() {
+            s.abort();
+        }
+    }
+}

@@ -1,0 +1,694 @@
+'use strict';
+// Every entry of tests/scenarios.json, under its exact name, against claw-mock-gateway.
+// The same names are pinned in core/tests (Rust) and tests/python.
+
+const { test, before, after } = require('node:test');
+const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const path = require('node:path');
+const util = require('node:util');
+const llm = require('claw-llm-client');
+const {
+  KEY,
+  USER,
+  startGateway,
+  withEnv,
+  captureLogs,
+  rejection,
+  closedPort,
+  requestsFor,
+  unique,
+  sleep,
+} = require('./helpers');
+
+const SCENARIOS = JSON.parse(
+  fs.readFileSync(path.join(__dirname, '..', 'scenarios.json'), 'utf8'),
+).scenarios.map((s) => s.name);
+
+let gw;
+before(async () => {
+  gw = await startGateway();
+});
+after(async () => {
+  if (gw) await gw.stop();
+});
+
+/** The gateway's environment, plus `extra`. */
+const env = (extra = {}) => ({ LLM_BASE_URL: gw.url, LLM_API_KEY: KEY, ...extra });
+/** Runs `fn` with the gateway's environment (plus `extra`). */
+const inEnv = (fn, extra) => withEnv(env(extra), fn);
+const call = (model, options, messages = USER) => llm.callSpecificModel(model, messages, options);
+
+const defined = new Set();
+/** A test named exactly like a scenarios.json entry. */
+function scenario(name, fn) {
+  defined.add(name);
+  test(name, { timeout: 30_000 }, fn);
+}
+
+test('every scenario in tests/scenarios.json has a Node test', () => {
+  const missing = SCENARIOS.filter((n) => !defined.has(n));
+  assert.deepEqual(missing, [], `scenarios without a Node test: ${missing.join(', ')}`);
+});
+
+// ---------------------------------------------------------------- calls
+
+scenario('call_returns_gateway_json_untouched', () =>
+  inEnv(async () => {
+    const r = await call('qwen-plus');
+    assert.equal(r.object, 'chat.completion');
+    assert.equal(r.choices[0].message.content, 'echo: hi');
+    assert.deepEqual(r.x_provider_extra, { kept: true });
+    assert.equal(r.mock_echo.method, 'POST');
+    assert.ok(r.usage.total_tokens > 0);
+  }));
+
+scenario('call_sends_bearer_key_and_body', () =>
+  inEnv(async () => {
+    const model = unique('bearer-');
+    await call(model);
+    const [req] = await requestsFor(gw, model);
+    assert.equal(req.headers.authorization, 'Bearer <redacted>');
+    assert.equal(req.headers['content-type'], 'application/json');
+    assert.deepEqual(req.body, { model, messages: USER });
+  }));
+
+scenario('call_passes_unknown_options_through', () =>
+  inEnv(async () => {
+    const model = unique('opts-');
+    const options = {
+      temperature: 0.3,
+      max_tokens: 64,
+      response_format: { type: 'json_object' },
+      x_vendor_flag: { nested: [1, 'two', null] },
+      timeoutMs: 5000,
+      maxRetries: 1,
+      idleTimeoutMs: 4000,
+      headers: { 'x-team': 'skills' },
+    };
+    await call(model, options);
+    const [req] = await requestsFor(gw, model);
+    assert.equal(req.body.temperature, 0.3);
+    assert.equal(req.body.max_tokens, 64);
+    assert.deepEqual(req.body.response_format, { type: 'json_object' });
+    assert.deepEqual(req.body.x_vendor_flag, { nested: [1, 'two', null] });
+    for (const own of ['timeoutMs', 'maxRetries', 'idleTimeoutMs', 'headers', 'signal', 'stream']) {
+      assert.ok(!(own in req.body), `${own} must not be sent`);
+    }
+    assert.equal(req.headers['x-team'], 'skills');
+  }));
+
+scenario('call_model_sent_verbatim_with_provider_prefix', () =>
+  inEnv(async () => {
+    await gw.clear();
+    const r = await call('kimi:moonshot-v1-8k', { headers: { 'x-mock-scenario': 'ok' } });
+    assert.equal(r.choices[0].message.content, 'echo: hi');
+    const [req] = await requestsFor(gw, 'kimi:moonshot-v1-8k');
+    assert.equal(req.body.model, 'kimi:moonshot-v1-8k');
+  }));
+
+scenario('call_model_falls_back_to_llm_model_id', () =>
+  inEnv(
+    async () => {
+      const r = await call('');
+      assert.equal(r.mock_echo.body.model, 'MiniMax-M2.5');
+      const r2 = await call(undefined);
+      assert.equal(r2.mock_echo.body.model, 'MiniMax-M2.5');
+    },
+    { LLM_MODEL_ID: 'MiniMax-M2.5' },
+  ));
+
+// ---------------------------------------------------------------- configuration
+
+scenario('config_missing_base_url_is_config_error', () =>
+  withEnv({ LLM_API_KEY: KEY }, async () => {
+    await gw.clear();
+    const e = await rejection(call('qwen-plus'));
+    assert.ok(e instanceof Error);
+    assert.equal(e.code, 'LLM_CLIENT_CONFIG');
+    assert.match(e.message, /LLM_BASE_URL/);
+    assert.deepEqual(await gw.requests(), []);
+  }));
+
+scenario('config_missing_api_key_is_config_error', () =>
+  withEnv({ LLM_BASE_URL: gw.url }, async () => {
+    const e = await rejection(call('qwen-plus'));
+    assert.equal(e.code, 'LLM_CLIENT_CONFIG');
+    assert.match(e.message, /LLM_API_KEY/);
+  }));
+
+scenario('config_invalid_base_url_names_value', () =>
+  withEnv({ LLM_BASE_URL: 'gateway.internal:3000', LLM_API_KEY: KEY }, async () => {
+    const e = await rejection(call('qwen-plus'));
+    assert.equal(e.code, 'LLM_CLIENT_CONFIG');
+    assert.match(e.message, /gateway\.internal:3000/);
+  }));
+
+scenario('config_messages_must_be_non_empty_array', () =>
+  inEnv(async () => {
+    await gw.clear();
+    for (const bad of ['hello', {}, []]) {
+      const e = await rejection(llm.callSpecificModel('qwen-plus', bad));
+      assert.equal(e.code, 'LLM_CLIENT_CONFIG', util.inspect(bad));
+      assert.match(e.message, /messages must be a non-empty array/);
+    }
+    assert.deepEqual(await gw.requests(), []);
+  }));
+
+scenario('config_model_must_be_non_empty', () =>
+  inEnv(async () => {
+    const e = await rejection(call(''));
+    assert.equal(e.code, 'LLM_CLIENT_CONFIG');
+    assert.match(e.message, /model/);
+  }));
+
+scenario('config_stream_must_be_boolean', () =>
+  inEnv(async () => {
+    const e = await rejection(call('qwen-plus', { stream: 'yes' }));
+    assert.equal(e.code, 'LLM_CLIENT_CONFIG');
+    assert.match(e.message, /stream/);
+  }));
+
+scenario('config_env_read_at_call_time', () =>
+  inEnv(async () => {
+    const model = unique('envtime-');
+    process.env.LLM_BASE_URL = `${gw.url}/first/v1`;
+    await call(model);
+    process.env.LLM_BASE_URL = `${gw.url}/second/v1`;
+    await call(model);
+    const paths = (await requestsFor(gw, model)).map((r) => r.path);
+    assert.deepEqual(paths, ['/first/v1/chat/completions', '/second/v1/chat/completions']);
+    process.env.LLM_API_KEY = 'sk-wrong';
+    const r = await call(model, { headers: { 'x-mock-scenario': 'ok' } });
+    assert.equal(r.mock_echo.headers.authorization, '<mismatch>');
+  }));
+
+scenario('config_values_are_trimmed', () =>
+  withEnv({ LLM_BASE_URL: ` ${gw.url}/ \n`, LLM_API_KEY: `${KEY}\n`, LLM_TIMEOUT_MS: ' 5000 ' }, async () => {
+    const model = unique('trim-');
+    const r = await call(model);
+    assert.equal(r.mock_echo.path, '/v1/chat/completions');
+    assert.equal(r.mock_echo.headers.authorization, 'Bearer <redacted>');
+  }));
+
+// ---------------------------------------------------------------- URLs
+
+scenario('url_version_base_appends_chat_completions', async () => {
+  for (const [base, expected] of [
+    ['/v1', '/v1/chat/completions'],
+    ['/compatible-mode/v1', '/compatible-mode/v1/chat/completions'],
+    ['/api/paas/v4', '/api/paas/v4/chat/completions'],
+    ['/api/v3/', '/api/v3/chat/completions'],
+  ]) {
+    await withEnv(env({ LLM_BASE_URL: gw.url + base }), async () => {
+      const r = await call('qwen-plus');
+      assert.equal(r.mock_echo.path, expected, base);
+    });
+  }
+});
+
+scenario('url_plain_base_appends_v1', async () => {
+  for (const base of ['', '/', '//']) {
+    await withEnv(env({ LLM_BASE_URL: gw.url + base }), async () => {
+      const r = await call('qwen-plus');
+      assert.equal(r.mock_echo.path, '/v1/chat/completions', JSON.stringify(base));
+    });
+  }
+});
+
+scenario('url_chat_url_override_used_verbatim', () =>
+  inEnv(
+    async () => {
+      const r = await call('qwen-plus');
+      assert.equal(r.mock_echo.path, '/v1/chat');
+      assert.equal(r.mock_echo.query, 'tenant=a');
+    },
+    { LLM_CHAT_URL: `${gw.url}/v1/chat?tenant=a` },
+  ));
+
+// ---------------------------------------------------------------- errors
+
+/** The error of a call to `spec` (no retries unless asked). */
+const failing = (spec, options = {}) => rejection(call(`mock-${spec}`, { maxRetries: 0, ...options }));
+
+scenario('error_oneapi_shape', () =>
+  inEnv(async () => {
+    const e = await failing('err-oneapi:status=401');
+    assert.ok(e instanceof Error);
+    assert.ok(e instanceof llm.LLMClientError);
+    assert.equal(e.code, 'LLM_HTTP_ERROR');
+    assert.equal(e.status, 401);
+    assert.equal(e.message, 'Invalid token');
+    assert.equal(e.cause, 'Invalid token');
+    assert.equal(e.type, 'invalid_request_error');
+    assert.equal(e.errorCode, 'invalid_api_key');
+    assert.match(e.requestId, /^req_\d+$/);
+    assert.equal(e.attempts, 1);
+    assert.deepEqual(e.body.error.code, 'invalid_api_key');
+  }));
+
+scenario('error_message_shape', () =>
+  inEnv(async () => {
+    const e = await failing('err-message');
+    assert.equal(e.code, 'LLM_HTTP_ERROR');
+    assert.equal(e.status, 400);
+    assert.equal(e.message, 'Model not found');
+    assert.deepEqual(e.body, { message: 'Model not found' });
+  }));
+
+scenario('error_string_shape', () =>
+  inEnv(async () => {
+    const e = await failing('err-string');
+    assert.equal(e.message, 'Bad gateway config');
+    assert.equal(e.cause, 'Bad gateway config');
+  }));
+
+scenario('error_detail_shape', () =>
+  inEnv(async () => {
+    const e = await failing('err-detail');
+    assert.equal(e.message, 'Not authenticated');
+  }));
+
+scenario('error_fastapi_422_list', () =>
+  inEnv(async () => {
+    const e = await failing('err-fastapi422');
+    assert.equal(e.status, 422);
+    assert.equal(e.message, 'body.messages: field required; body.model: str type expected');
+  }));
+
+scenario('error_html_502_title', () =>
+  inEnv(async () => {
+    const e = await failing('err-html:status=502');
+    assert.equal(e.status, 502);
+    assert.equal(e.message, '502 Bad Gateway');
+    assert.equal(typeof e.body, 'string');
+    assert.match(e.body, /<title>502 Bad Gateway<\/title>/);
+  }));
+
+scenario('error_text_500', () =>
+  inEnv(async () => {
+    const e = await failing('err-text:status=500');
+    assert.equal(e.status, 500);
+    assert.equal(e.message, 'upstream exploded');
+  }));
+
+scenario('error_empty_body_uses_status', () =>
+  inEnv(async () => {
+    const e = await failing('err-empty:status=503');
+    assert.equal(e.status, 503);
+    assert.equal(e.message, 'HTTP 503');
+  }));
+
+scenario('error_200_with_error_is_api_error', () =>
+  inEnv(async () => {
+    const e = await failing('ok-error');
+    assert.equal(e.code, 'LLM_API_ERROR');
+    assert.equal(e.status, 200);
+    assert.equal(e.message, '当前分组上游负载已饱和');
+    assert.equal(e.errorCode, 'overloaded');
+  }));
+
+scenario('error_200_html_is_bad_response', () =>
+  inEnv(async () => {
+    const e = await failing('ok-html');
+    assert.equal(e.code, 'LLM_BAD_RESPONSE');
+    assert.equal(e.status, 200);
+    assert.match(e.message, /\/v1/);
+    assert.match(e.body, /<html>/);
+  }));
+
+scenario('error_truncated_json_is_bad_response', () =>
+  inEnv(async () => {
+    const e = await failing('ok-truncated');
+    assert.equal(e.code, 'LLM_BAD_RESPONSE');
+  }));
+
+scenario('error_connection_refused', async () => {
+  const port = await closedPort();
+  await withEnv({ LLM_BASE_URL: `http://127.0.0.1:${port}`, LLM_API_KEY: KEY }, async () => {
+    const e = await rejection(call('qwen-plus', { maxRetries: 0 }));
+    assert.equal(e.code, 'LLM_CONNECTION_ERROR');
+    assert.match(e.message, new RegExp(String(port)));
+    assert.equal(e.attempts, 1);
+  });
+});
+
+// ---------------------------------------------------------------- retries
+
+scenario('retries_429_then_succeeds', () =>
+  inEnv(async () => {
+    const model = `mock-flaky:fails=2,status=429,retry_after_ms=50,key=${unique()}`;
+    const r = await call(model);
+    assert.equal(r.choices[0].message.content, 'echo: hi');
+    assert.equal((await requestsFor(gw, model)).length, 3);
+  }));
+
+scenario('retries_honour_retry_after_seconds', () =>
+  inEnv(async () => {
+    const model = `mock-flaky:fails=1,status=503,retry_after=1,key=${unique()}`;
+    const t0 = Date.now();
+    await call(model);
+    assert.ok(Date.now() - t0 >= 950, `retried after ${Date.now() - t0} ms`);
+    assert.equal((await requestsFor(gw, model)).length, 2);
+  }));
+
+scenario('retries_exhausted_reports_attempts', () =>
+  inEnv(async () => {
+    const model = `mock-flaky:fails=9,status=503,retry_after_ms=10,key=${unique()}`;
+    const e = await rejection(call(model, { maxRetries: 2 }));
+    assert.equal(e.code, 'LLM_HTTP_ERROR');
+    assert.equal(e.status, 503);
+    assert.equal(e.attempts, 3);
+    assert.equal((await requestsFor(gw, model)).length, 3);
+  }));
+
+scenario('retries_not_on_insufficient_quota', () =>
+  inEnv(async () => {
+    const model = 'mock-err-quota';
+    await gw.clear();
+    const e = await rejection(call(model));
+    assert.equal(e.status, 429);
+    assert.equal(e.type, 'insufficient_quota');
+    assert.equal((await requestsFor(gw, model)).length, 1);
+  }));
+
+scenario('retries_respect_x_should_retry_false', () =>
+  inEnv(async () => {
+    const model = `mock-flaky:fails=1,status=503,should_retry=false,key=${unique()}`;
+    const e = await rejection(call(model));
+    assert.equal(e.status, 503);
+    assert.equal(e.attempts, 1);
+    assert.equal((await requestsFor(gw, model)).length, 1);
+  }));
+
+scenario('retries_not_on_400', () =>
+  inEnv(async () => {
+    const model = 'mock-err-message:status=400';
+    await gw.clear();
+    const e = await rejection(call(model));
+    assert.equal(e.status, 400);
+    assert.equal((await requestsFor(gw, model)).length, 1);
+  }));
+
+scenario('retries_never_sleep_past_deadline', () =>
+  inEnv(async () => {
+    const model = `mock-flaky:fails=1,status=503,retry_after=5,key=${unique()}`;
+    const t0 = Date.now();
+    const e = await rejection(call(model, { timeoutMs: 800 }));
+    const ms = Date.now() - t0;
+    assert.ok(ms < 1100, `settled after ${ms} ms`);
+    assert.equal(e.code, 'LLM_HTTP_ERROR');
+    assert.equal(e.status, 503);
+  }));
+
+// ---------------------------------------------------------------- time
+
+scenario('timeout_total_deadline_settles', () =>
+  inEnv(async () => {
+    const t0 = Date.now();
+    const e = await rejection(call('mock-slow:ms=5000', { timeoutMs: 300 }));
+    const ms = Date.now() - t0;
+    assert.equal(e.code, 'ETIMEDOUT');
+    assert.equal(e.timeoutMs, 300);
+    assert.equal(e.message, 'timeout (300ms)');
+    assert.ok(ms < 600, `settled after ${ms} ms`);
+  }));
+
+scenario('timeout_on_never_answered_request', () =>
+  inEnv(async () => {
+    const t0 = Date.now();
+    const e = await rejection(call('mock-hang', { timeoutMs: 300 }));
+    assert.equal(e.code, 'ETIMEDOUT');
+    assert.ok(Date.now() - t0 < 1000);
+  }));
+
+// ---------------------------------------------------------------- streams
+
+/** Opens `spec` as a stream; resolves to { stream, chunks, content }. */
+async function readStream(spec, options = {}) {
+  const stream = await call(`mock-${spec}`, { stream: true, ...options });
+  const chunks = [];
+  for await (const chunk of stream) chunks.push(chunk);
+  const content = chunks.map((c) => (c.choices && c.choices[0] && c.choices[0].delta.content) || '').join('');
+  return { stream, chunks, content };
+}
+
+/** Opens `spec` as a stream and reads until it fails; resolves to { chunks, error }. */
+async function failingStream(spec, options = {}) {
+  const stream = await call(`mock-${spec}`, { stream: true, ...options });
+  const chunks = [];
+  try {
+    for await (const chunk of stream) chunks.push(chunk);
+  } catch (error) {
+    return { stream, chunks, error };
+  }
+  throw new Error(`${spec}: the stream ended without an error`);
+}
+
+const sameContent = (spec) => () =>
+  inEnv(async () => {
+    const { stream, content } = await readStream(spec);
+    assert.equal(content, 'Hello, world!');
+    const done = await stream.finalCompletion();
+    assert.equal(done.choices[0].message.content, 'Hello, world!');
+    assert.equal(done.choices[0].finish_reason, 'stop');
+  });
+
+scenario('stream_yields_chunks_and_final_completion', () =>
+  inEnv(async () => {
+    const { stream, chunks } = await readStream('stream');
+    const tokens = chunks
+      .map((c) => c.choices[0] && c.choices[0].delta.content)
+      .filter((t) => t !== undefined && t !== null);
+    assert.deepEqual(tokens, ['Hello', ',', ' world', '!']);
+    assert.equal(chunks[0].object, 'chat.completion.chunk');
+    const done = await stream.finalCompletion();
+    assert.equal(done.choices[0].message.content, 'Hello, world!');
+    assert.equal(done.choices[0].message.role, 'assistant');
+    assert.equal(done.choices[0].finish_reason, 'stop');
+    assert.ok(done.usage.total_tokens > 0);
+    assert.match(stream.requestId, /^req_\d+$/);
+    assert.equal(stream.status, 200);
+  }));
+
+scenario('stream_keepalive_comments_ignored', sameContent('stream-keepalive'));
+scenario('stream_crlf_line_ends', sameContent('stream-crlf'));
+scenario('stream_cr_line_ends', sameContent('stream-cr'));
+scenario('stream_one_byte_per_write', sameContent('stream-bytewise'));
+scenario('stream_leading_bom', sameContent('stream-bom'));
+
+scenario('stream_split_inside_utf8_char', () =>
+  inEnv(async () => {
+    const { stream, content } = await readStream('stream-utf8split');
+    assert.equal(content, '你好世界');
+    assert.equal((await stream.finalCompletion()).choices[0].message.content, '你好世界');
+  }));
+
+scenario('stream_multiline_data', () =>
+  inEnv(async () => {
+    const { stream, chunks } = await readStream('stream-multiline');
+    assert.ok(chunks.length > 0);
+    assert.ok((await stream.finalCompletion()).choices[0].message.content.length > 0);
+  }));
+
+scenario('stream_event_error_is_stream_error', () =>
+  inEnv(async () => {
+    const { chunks, error } = await failingStream('stream-event-error');
+    assert.equal(chunks.length, 2);
+    assert.equal(error.code, 'LLM_STREAM_ERROR');
+    assert.equal(error.message, 'upstream overloaded');
+  }));
+
+scenario('stream_error_frame_mid_stream', () =>
+  inEnv(async () => {
+    const { error, stream } = await failingStream('stream-error-frame');
+    assert.equal(error.code, 'LLM_STREAM_ERROR');
+    assert.equal(error.message, 'rate limited mid-stream');
+    await assert.rejects(stream.finalCompletion(), { code: 'LLM_STREAM_ERROR' });
+  }));
+
+scenario('stream_truncated_is_stream_error', () =>
+  inEnv(async () => {
+    const { chunks, error } = await failingStream('stream-truncated');
+    assert.equal(chunks.length, 2);
+    assert.equal(error.code, 'LLM_STREAM_ERROR');
+    assert.match(error.message, /truncated/);
+  }));
+
+scenario('stream_done_stops_even_if_socket_open', () =>
+  inEnv(async () => {
+    const t0 = Date.now();
+    const { content } = await readStream('stream-done-keepopen', { idleTimeoutMs: 5000 });
+    assert.equal(content, 'Hello, world!');
+    assert.ok(Date.now() - t0 < 2000, `ended after ${Date.now() - t0} ms`);
+  }));
+
+const twoToolCalls = (spec) => () =>
+  inEnv(async () => {
+    const { stream } = await readStream(spec);
+    const done = await stream.finalCompletion();
+    const choice = done.choices[0];
+    assert.equal(choice.finish_reason, 'tool_calls');
+    const calls = choice.message.tool_calls;
+    assert.equal(calls.length, 2);
+    for (const c of calls) {
+      assert.equal(typeof c.id, 'string');
+      assert.equal(typeof c.function.name, 'string');
+      assert.doesNotThrow(() => JSON.parse(c.function.arguments), c.function.arguments);
+    }
+    assert.notEqual(calls[0].id, calls[1].id);
+  });
+
+scenario('stream_tool_calls_merge_by_index', twoToolCalls('stream-tools'));
+scenario('stream_tool_calls_merge_by_id_without_index', twoToolCalls('stream-tools-noindex'));
+
+scenario('stream_reasoning_content_accumulated', () =>
+  inEnv(async () => {
+    const { stream } = await readStream('stream-reasoning');
+    const { message } = (await stream.finalCompletion()).choices[0];
+    assert.ok(message.reasoning_content.length > 0);
+    assert.ok(message.content.length > 0);
+  }));
+
+scenario('stream_idle_timeout_fires_on_stall', () =>
+  inEnv(async () => {
+    const t0 = Date.now();
+    const { chunks, error } = await failingStream('stream-stall', { idleTimeoutMs: 300 });
+    assert.equal(chunks.length, 2);
+    assert.equal(error.code, 'ETIMEDOUT');
+    assert.equal(error.timeoutMs, 300);
+    assert.ok(Date.now() - t0 < 2000);
+  }));
+
+scenario('stream_http_error_thrown_before_stream', () =>
+  inEnv(async () => {
+    const e = await rejection(call('mock-err-oneapi:status=401', { stream: true }));
+    assert.equal(e.code, 'LLM_HTTP_ERROR');
+    assert.equal(e.status, 401);
+    assert.equal(e.message, 'Invalid token');
+  }));
+
+scenario('stream_break_early_cancels_request', () =>
+  inEnv(async () => {
+    const before = (await gw.stats()).open_connections;
+    const stream = await call('mock-stream-stall', { stream: true });
+    let seen = 0;
+    for await (const chunk of stream) {
+      assert.ok(chunk);
+      seen += 1;
+      break;
+    }
+    assert.equal(seen, 1);
+    let open = Infinity;
+    for (let i = 0; i < 40 && open > before; i++) {
+      await sleep(50);
+      open = (await gw.stats()).open_connections;
+    }
+    assert.ok(open <= before, `open connections ${open} > ${before} after break`);
+    const next = await stream.next();
+    assert.equal(next.done, true);
+  }));
+
+scenario('stream_abort', () =>
+  inEnv(async () => {
+    const stream = await call('mock-stream-stall', { stream: true });
+    assert.equal((await stream.next()).done, false);
+    assert.equal((await stream.next()).done, false);
+    const pending = stream.next();
+    await sleep(50);
+    stream.abort();
+    const e = await rejection(pending);
+    assert.equal(e.code, 'ABORT_ERR');
+    assert.equal(e.name, 'AbortError');
+    assert.ok(e instanceof Error);
+    assert.equal((await stream.next()).done, true);
+  }));
+
+// ---------------------------------------------------------------- embeddings
+
+scenario('embed_returns_vectors_with_dimensions', () =>
+  inEnv(async () => {
+    const r = await llm.embed('text-embedding-v4', 'hello world', { dimensions: 8 });
+    assert.equal(r.data.length, 1);
+    assert.equal(r.data[0].embedding.length, 8);
+    assert.ok(r.data[0].embedding.every((x) => typeof x === 'number'));
+  }));
+
+scenario('embed_list_input', () =>
+  inEnv(async () => {
+    const r = await llm.embed('text-embedding-v4', ['hello world', 'goodbye moon'], { dimensions: 16 });
+    assert.deepEqual(
+      r.data.map((d) => d.index),
+      [0, 1],
+    );
+    assert.notDeepEqual(r.data[0].embedding, r.data[1].embedding);
+  }));
+
+scenario('embed_float_encoding_by_default', () =>
+  inEnv(async () => {
+    const model = unique('emb-');
+    await llm.embed(model, 'hello');
+    const [req] = await requestsFor(gw, model);
+    assert.equal(req.path, '/v1/embeddings');
+    assert.equal(req.body.encoding_format, 'float');
+    assert.equal(req.body.input, 'hello');
+  }));
+
+// ---------------------------------------------------------------- logs
+
+scenario('log_error_line_on_failure', () =>
+  inEnv(async () => {
+    const { error, lines } = await captureLogs(() => call('mock-err-oneapi:status=401'));
+    assert.equal(error.code, 'LLM_HTTP_ERROR');
+    assert.deepEqual(lines, ['[LLM_Client] Error calling mock-err-oneapi:status=401: Invalid token']);
+    const t = await captureLogs(() => call('mock-slow:ms=3000', { timeoutMs: 200 }));
+    assert.deepEqual(t.lines, ['[LLM_Client] Error calling mock-slow:ms=3000: timeout (200ms)']);
+  }));
+
+scenario('log_off_silences', () =>
+  inEnv(
+    async () => {
+      const { error, lines } = await captureLogs(() => call('mock-err-oneapi:status=401'));
+      assert.equal(error.code, 'LLM_HTTP_ERROR');
+      assert.deepEqual(lines, []);
+    },
+    { LLM_LOG: 'off' },
+  ));
+
+scenario('log_debug_line_per_attempt', () =>
+  inEnv(
+    async () => {
+      const model = `mock-flaky:fails=1,status=503,retry_after_ms=10,key=${unique()}`;
+      const { result, lines } = await captureLogs(() => call(model));
+      assert.equal(result.choices[0].message.content, 'echo: hi');
+      const attempts = lines.filter((l) => /POST http:\/\/127\.0\.0\.1:\d+\/v1\/chat\/completions -> \d+ in \d+ms/.test(l));
+      assert.equal(attempts.length, 2, lines.join('\n'));
+      assert.match(attempts[0], /-> 503 /);
+      assert.match(attempts[1], /-> 200 /);
+    },
+    { LLM_LOG: 'debug' },
+  ));
+
+scenario('secret_never_in_errors_or_logs', () =>
+  inEnv(
+    async () => {
+      const seen = [];
+      for (const spec of ['err-oneapi:status=401', 'ok-html', 'hang']) {
+        const { error, lines } = await captureLogs(() =>
+          call(`mock-${spec}`, { timeoutMs: 300, maxRetries: 0 }),
+        );
+        seen.push(error.message, error.stack, util.inspect(error, { depth: 10 }), JSON.stringify(error), ...lines);
+      }
+      const client = llm.createClient({ apiKey: KEY, baseUrl: gw.url });
+      seen.push(util.inspect(client, { showHidden: true, depth: 10 }), JSON.stringify(client));
+      const e = await rejection(client.callSpecificModel('mock-stream-truncated', USER, { stream: true }).then(async (s) => {
+        for await (const c of s) assert.ok(c);
+      }));
+      seen.push(util.inspect(e), e.stack);
+      const text = seen.join('\n');
+      assert.ok(text.includes('[LLM_Client] Error calling'), 'logs were captured');
+      assert.ok(!text.includes(KEY), 'the API key leaked');
+      assert.ok(!text.includes(KEY.slice(8)), 'part of the API key leaked');
+    },
+    { LLM_LOG: 'debug' },
+  ));
