@@ -1,0 +1,647 @@
+"""claw_llm: a fast, sturdy client for OpenAI-compatible LLM gateways.
+
+One Rust core (the same one behind the Node package ``claw-llm-client``) does the work:
+configuration, URL rules, retries, deadlines, SSE decoding and error summaries. This package
+is a thin layer over it.
+
+Configuration comes from the environment, read at every call of the free functions
+(explicit argument > ``LLM_*`` > ``OPENAI_*`` > default): ``LLM_BASE_URL``, ``LLM_API_KEY``,
+``LLM_MODEL_ID``, ``EMBEDDING_MODEL_ID``, ``EMBEDDING_DIMS``, ``LLM_TIMEOUT_MS`` (60000),
+``LLM_MAX_RETRIES`` (2), ``LLM_CHAT_URL``, ``LLM_LOG`` (``off|error|info|debug``).
+
+    >>> import claw_llm
+    >>> reply = claw_llm.call_specific_model(
+    ...     "qwen-plus", [{"role": "user", "content": "Say hi"}], temperature=0.2)
+    >>> reply["choices"][0]["message"]["content"]
+
+    >>> with claw_llm.call_specific_model("qwen-plus", messages, stream=True) as stream:
+    ...     for chunk in stream:
+    ...         print(chunk["choices"][0]["delta"].get("content") or "", end="", flush=True)
+    ...     final = stream.final_completion()
+
+    >>> reply = await claw_llm.acall_specific_model("qwen-plus", messages)
+
+Errors are :class:`LLMClientError` subclasses with a stable ``code``; see ``claw_llm._errors``.
+Log lines go to ``logging.getLogger("claw_llm")``. ``claw_llm.mem0`` plugs the client into mem0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import weakref
+from collections import deque
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+from . import _native
+from ._errors import (
+    AbortError,
+    APIConnectionError,
+    APIError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    BadResponseError,
+    ConfigError,
+    ConflictError,
+    InternalServerError,
+    LLMClientError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    StreamError,
+    UnprocessableEntityError,
+    _from_native,
+)
+from ._logging import _emit
+
+__version__: str = _native.__version__
+
+__all__ = [
+    "call_specific_model",
+    "acall_specific_model",
+    "embed",
+    "aembed",
+    "embed_vectors",
+    "aembed_vectors",
+    "Client",
+    "Stream",
+    "AsyncStream",
+    "LLMClientError",
+    "ConfigError",
+    "APITimeoutError",
+    "APIConnectionError",
+    "APIStatusError",
+    "BadRequestError",
+    "AuthenticationError",
+    "PermissionDeniedError",
+    "NotFoundError",
+    "ConflictError",
+    "UnprocessableEntityError",
+    "RateLimitError",
+    "InternalServerError",
+    "APIError",
+    "BadResponseError",
+    "StreamError",
+    "AbortError",
+]
+
+_native._install(_from_native, _emit)
+
+_CHAT, _EMBED, _VECTORS = 0, 1, 2
+_encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+_loads = json.loads
+
+Messages = Sequence[Mapping[str, Any]]
+
+
+def _payload(
+    key: str,
+    value: Any,
+    params: dict[str, Any],
+    timeout_ms: float | None,
+    max_retries: int | None,
+    idle_timeout_ms: float | None,
+    headers: Mapping[str, str] | None,
+    stream: Any = False,
+) -> str:
+    """The request as one JSON object: ``key`` (messages/input), the pass-through params and
+    the client's own options under the names the core validates (same rules as Node)."""
+    params[key] = value
+    if timeout_ms is not None:
+        params["timeoutMs"] = timeout_ms
+    if max_retries is not None:
+        params["maxRetries"] = max_retries
+    if idle_timeout_ms is not None:
+        params["idleTimeoutMs"] = idle_timeout_ms
+    if headers is not None:
+        params["headers"] = headers
+    if stream is not False:
+        params["stream"] = stream
+    try:
+        return _encode(params)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"the request cannot be encoded as JSON: {e}") from None
+
+
+# ---------------------------------------------------------------------------------------
+# Streams
+
+
+class Stream:
+    """A streamed chat completion (sync): an iterator of ``chat.completion.chunk`` dicts.
+
+    Use it as a context manager, or call :meth:`close`, to stop early: that cancels the
+    request and closes the connection. Chunks cross from Rust in batches, so iteration is
+    cheap; the GIL is released while waiting and Ctrl-C aborts the stream.
+
+    Attributes:
+        request_id: the gateway's ``x-request-id``.
+        status: the HTTP status of the stream's response.
+    """
+
+    __slots__ = ("_native", "_buf", "_done", "__weakref__")
+
+    def __init__(self, native: _native.NativeStream) -> None:
+        self._native = native
+        self._buf: deque[dict[str, Any]] = deque()
+        self._done = False
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return self
+
+    def __next__(self) -> dict[str, Any]:
+        buf = self._buf
+        if buf:
+            return buf.popleft()
+        if self._done:
+            raise StopIteration
+        batch = _loads(self._native.next_batch())
+        if not batch:
+            self._done = True
+            raise StopIteration
+        buf.extend(batch)
+        return buf.popleft()
+
+    def final_completion(self) -> dict[str, Any]:
+        """The completion accumulated from the chunks (all of them once the stream ended):
+        ``choices[i].message`` with content, reasoning_content and tool_calls merged,
+        ``finish_reason`` and ``usage`` — the shape a non-streamed call returns."""
+        return _loads(self._native.final_completion())
+
+    @property
+    def request_id(self) -> str | None:
+        return self._native.request_id
+
+    @property
+    def status(self) -> int:
+        return self._native.status
+
+    def close(self) -> None:
+        """Stops the stream: cancels the request and closes the connection. A read pending in
+        another thread fails with :class:`AbortError`; later iteration just stops."""
+        self._done = True
+        self._buf.clear()
+        self._native.abort()
+
+    abort = close
+
+    def __enter__(self) -> Stream:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<claw_llm.Stream status={self.status} request_id={self.request_id!r}>"
+
+
+class AsyncStream:
+    """A streamed chat completion (asyncio): an async iterator of chunk dicts.
+
+    ``async with`` it, or call :meth:`aclose`, to stop early (cancels the request).
+    Cancelling the task that iterates it also cancels the request.
+    """
+
+    __slots__ = ("_native", "_buf", "_done", "__weakref__")
+
+    def __init__(self, native: _native.NativeStream) -> None:
+        self._native = native
+        self._buf: deque[dict[str, Any]] = deque()
+        self._done = False
+
+    def __aiter__(self) -> AsyncStream:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        buf = self._buf
+        if buf:
+            return buf.popleft()
+        if self._done:
+            raise StopAsyncIteration
+        ready = self._native.try_next_batch()
+        batch = _loads(ready if ready is not None else await _submit(self._native.start_next_batch))
+        if not batch:
+            self._done = True
+            raise StopAsyncIteration
+        buf.extend(batch)
+        return buf.popleft()
+
+    def final_completion(self) -> dict[str, Any]:
+        """The completion accumulated from the chunks (see :meth:`Stream.final_completion`)."""
+        return _loads(self._native.final_completion())
+
+    @property
+    def request_id(self) -> str | None:
+        return self._native.request_id
+
+    @property
+    def status(self) -> int:
+        return self._native.status
+
+    def close(self) -> None:
+        """Cancels the request and closes the connection (see :meth:`aclose`)."""
+        self._done = True
+        self._buf.clear()
+        self._native.abort()
+
+    abort = close
+
+    async def aclose(self) -> None:
+        """Stops the stream: cancels the request and closes the connection."""
+        self.close()
+
+    async def __aenter__(self) -> AsyncStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<claw_llm.AsyncStream status={self.status} request_id={self.request_id!r}>"
+
+
+# ---------------------------------------------------------------------------------------
+# asyncio plumbing: no Rust task ever calls into Python. Each event loop watches one native
+# Notifier (a socket the runtime writes a byte to when results are ready); its callback
+# drains the finished results and resolves the futures by id.
+
+
+class _LoopWaiter:
+    __slots__ = ("notifier", "pending", "__weakref__")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.notifier = _native.Notifier()
+        self.pending: dict[int, asyncio.Future[Any]] = {}
+        loop.add_reader(self.notifier.fileno(), self._ready)
+
+    def _ready(self) -> None:
+        pending = self.pending
+        for id_, ok, value in self.notifier.drain():
+            fut = pending.pop(id_, None)
+            if fut is None or fut.done():
+                continue  # cancelled meanwhile: a stream dropped here is aborted
+            if ok:
+                fut.set_result(value)
+            else:
+                fut.set_exception(value)
+
+
+_waiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopWaiter] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def _submit(start: Callable[[_native.Notifier], _native.Handle]) -> Any:
+    loop = asyncio.get_running_loop()
+    waiter = _waiters.get(loop)
+    if waiter is None:
+        waiter = _waiters[loop] = _LoopWaiter(loop)
+    handle = start(waiter.notifier)
+    fut = loop.create_future()
+    waiter.pending[handle.id] = fut
+    try:
+        return await fut
+    except BaseException:
+        if not fut.done() or fut.cancelled():
+            handle.cancel()  # the task was cancelled: abort the HTTP request
+            waiter.pending.pop(handle.id, None)
+        raise
+
+
+# ---------------------------------------------------------------------------------------
+# The calls, shared by the free functions (client None: the environment) and Client.
+
+
+def _chat(client, model, messages, timeout_ms, max_retries, idle_timeout_ms, headers, stream, params):
+    payload = _payload("messages", messages, params, timeout_ms, max_retries, idle_timeout_ms, headers, stream)
+    out = _native.call(client, model, payload, _CHAT)
+    return out if out.__class__ is dict else Stream(out)
+
+
+async def _achat(client, model, messages, timeout_ms, max_retries, idle_timeout_ms, headers, stream, params):
+    payload = _payload("messages", messages, params, timeout_ms, max_retries, idle_timeout_ms, headers, stream)
+    out = await _submit(lambda n: _native.start(n, client, model, payload, _CHAT))
+    return out if out.__class__ is dict else AsyncStream(out)
+
+
+def _embed(client, kind, model, input, dimensions, timeout_ms, max_retries, headers, params):
+    if dimensions is not None:
+        params["dimensions"] = dimensions
+    return _native.call(client, model, _payload("input", input, params, timeout_ms, max_retries, None, headers), kind)
+
+
+async def _aembed(client, kind, model, input, dimensions, timeout_ms, max_retries, headers, params):
+    if dimensions is not None:
+        params["dimensions"] = dimensions
+    payload = _payload("input", input, params, timeout_ms, max_retries, None, headers)
+    return await _submit(lambda n: _native.start(n, client, model, payload, kind))
+
+
+def call_specific_model(
+    model: str | None,
+    messages: Messages,
+    *,
+    timeout_ms: float | None = None,
+    max_retries: int | None = None,
+    idle_timeout_ms: float | None = None,
+    headers: Mapping[str, str] | None = None,
+    stream: bool = False,
+    **params: Any,
+) -> Any:
+    """Sends a chat completion to the gateway configured by the environment.
+
+    Args:
+        model: sent verbatim (``"kimi:moonshot-v1-8k"`` stays as is); empty or ``None`` uses
+            ``LLM_MODEL_ID``.
+        messages: a non-empty list of ``{"role", "content"}`` dicts.
+        timeout_ms: total deadline of the call, retries and backoff included (default
+            ``LLM_TIMEOUT_MS`` or 60000). For a stream: the wait for the response head.
+        max_retries: retries after the first attempt (default ``LLM_MAX_RETRIES`` or 2) on
+            connection failures, 408/409/429/5xx and ``x-should-retry: true``.
+        idle_timeout_ms: for a stream, the longest gap between two reads (default: the timeout).
+        headers: extra request headers.
+        stream: ``True`` returns a :class:`Stream` once the response head arrived.
+        **params: passed to the gateway untouched (temperature, max_tokens, tools,
+            response_format, vendor fields, ...).
+
+    Returns:
+        The gateway's JSON as a dict (unknown fields kept), or a :class:`Stream`.
+
+    Raises:
+        LLMClientError: a subclass per failure, e.g. ``ConfigError`` before any I/O,
+        ``APITimeoutError``, ``AuthenticationError``, ``RateLimitError``.
+
+    Example::
+
+        reply = claw_llm.call_specific_model(
+            "qwen-plus", [{"role": "user", "content": "hi"}], temperature=0.2, timeout_ms=10_000)
+        print(reply["choices"][0]["message"]["content"])
+
+    The environment is read at every call; the GIL is released while the request runs and
+    Ctrl-C cancels it.
+    """
+    return _chat(None, model, messages, timeout_ms, max_retries, idle_timeout_ms, headers, stream, params)
+
+
+async def acall_specific_model(
+    model: str | None,
+    messages: Messages,
+    *,
+    timeout_ms: float | None = None,
+    max_retries: int | None = None,
+    idle_timeout_ms: float | None = None,
+    headers: Mapping[str, str] | None = None,
+    stream: bool = False,
+    **params: Any,
+) -> Any:
+    """The asyncio form of :func:`call_specific_model`.
+
+    Returns the gateway's JSON, or with ``stream=True`` an :class:`AsyncStream`::
+
+        reply = await claw_llm.acall_specific_model("qwen-plus", messages)
+
+        async with await claw_llm.acall_specific_model("qwen-plus", messages, stream=True) as s:
+            async for chunk in s:
+                ...
+
+    Cancelling the awaiting task cancels the HTTP request.
+    """
+    return await _achat(None, model, messages, timeout_ms, max_retries, idle_timeout_ms, headers, stream, params)
+
+
+def embed(
+    model: str | None,
+    input: str | Sequence[str],
+    *,
+    dimensions: int | None = None,
+    timeout_ms: float | None = None,
+    max_retries: int | None = None,
+    headers: Mapping[str, str] | None = None,
+    **params: Any,
+) -> dict[str, Any]:
+    """Creates embeddings for a string or a list of strings; returns the gateway's JSON.
+
+    ``model`` empty or ``None`` uses ``EMBEDDING_MODEL_ID``; ``dimensions`` defaults to
+    ``EMBEDDING_DIMS`` when set; ``encoding_format`` is ``"float"`` unless given.
+
+        claw_llm.embed("text-embedding-v4", ["a", "b"], dimensions=1024)["data"][1]["embedding"]
+    """
+    return _embed(None, _EMBED, model, input, dimensions, timeout_ms, max_retries, headers, params)
+
+
+async def aembed(
+    model: str | None,
+    input: str | Sequence[str],
+    *,
+    dimensions: int | None = None,
+    timeout_ms: float | None = None,
+    max_retries: int | None = None,
+    headers: Mapping[str, str] | None = None,
+    **params: Any,
+) -> dict[str, Any]:
+    """The asyncio form of :func:`embed`."""
+    return await _aembed(None, _EMBED, model, input, dimensions, timeout_ms, max_retries, headers, params)
+
+
+def embed_vectors(
+    model: str | None,
+    input: str | Sequence[str],
+    *,
+    dimensions: int | None = None,
+    timeout_ms: float | None = None,
+    max_retries: int | None = None,
+    headers: Mapping[str, str] | None = None,
+    **params: Any,
+) -> list[list[float]]:
+    """Like :func:`embed` but returns just the vectors, one per input, in input order.
+
+        [vec] = claw_llm.embed_vectors(None, "hello")  # EMBEDDING_MODEL_ID
+    """
+    return _embed(None, _VECTORS, model, input, dimensions, timeout_ms, max_retries, headers, params)
+
+
+async def aembed_vectors(
+    model: str | None,
+    input: str | Sequence[str],
+    *,
+    dimensions: int | None = None,
+    timeout_ms: float | None = None,
+    max_retries: int | None = None,
+    headers: Mapping[str, str] | None = None,
+    **params: Any,
+) -> list[list[float]]:
+    """The asyncio form of :func:`embed_vectors`."""
+    return await _aembed(None, _VECTORS, model, input, dimensions, timeout_ms, max_retries, headers, params)
+
+
+class Client:
+    """A client for one gateway whose configuration is fixed when it is created.
+
+    Every argument is optional and wins over the environment (``LLM_*``, then ``OPENAI_*``),
+    which is read once, now. Methods are those of the module: :meth:`call_specific_model`,
+    :meth:`acall_specific_model`, :meth:`embed`, :meth:`aembed`, :meth:`embed_vectors`,
+    :meth:`aembed_vectors`. A client is thread-safe and keeps its own connection pool.
+
+        client = claw_llm.Client(base_url="http://127.0.0.1:3000", api_key="sk-...",
+                                 model="qwen-plus", timeout_ms=20_000)
+        client.call_specific_model(None, [{"role": "user", "content": "hi"}])
+
+    Raises:
+        ConfigError: missing base URL or key, invalid URL or values.
+    """
+
+    __slots__ = ("_native", "__weakref__")
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        timeout_ms: float | None = None,
+        max_retries: int | None = None,
+        headers: Mapping[str, str] | None = None,
+        model: str | None = None,
+        *,
+        embedding_model: str | None = None,
+        embedding_dims: int | None = None,
+        chat_url: str | None = None,
+        log_level: str | None = None,
+        max_response_bytes: int | None = None,
+    ) -> None:
+        self._native = _native.NativeClient(
+            base_url=base_url,
+            api_key=api_key,
+            model=model,
+            embedding_model=embedding_model,
+            embedding_dims=embedding_dims,
+            timeout_ms=timeout_ms,
+            max_retries=max_retries,
+            headers=dict(headers) if headers is not None else None,
+            chat_url=chat_url,
+            log_level=log_level,
+            max_response_bytes=max_response_bytes,
+        )
+
+    @property
+    def base_url(self) -> str:
+        return self._native.base_url
+
+    @property
+    def chat_url(self) -> str:
+        return self._native.chat_url
+
+    @property
+    def embeddings_url(self) -> str:
+        return self._native.embeddings_url
+
+    @property
+    def model(self) -> str | None:
+        return self._native.model
+
+    @property
+    def embedding_model(self) -> str | None:
+        return self._native.embedding_model
+
+    @property
+    def embedding_dims(self) -> int | None:
+        return self._native.embedding_dims
+
+    @property
+    def timeout_ms(self) -> int:
+        return self._native.timeout_ms
+
+    @property
+    def max_retries(self) -> int:
+        return self._native.max_retries
+
+    def __repr__(self) -> str:
+        return f"claw_llm.Client(base_url={self.base_url!r}, model={self.model!r})"
+
+    def call_specific_model(
+        self,
+        model: str | None,
+        messages: Messages,
+        *,
+        timeout_ms: float | None = None,
+        max_retries: int | None = None,
+        idle_timeout_ms: float | None = None,
+        headers: Mapping[str, str] | None = None,
+        stream: bool = False,
+        **params: Any,
+    ) -> Any:
+        """See :func:`claw_llm.call_specific_model`; ``model`` empty uses the client's model."""
+        return _chat(self._native, model, messages, timeout_ms, max_retries, idle_timeout_ms, headers, stream, params)
+
+    async def acall_specific_model(
+        self,
+        model: str | None,
+        messages: Messages,
+        *,
+        timeout_ms: float | None = None,
+        max_retries: int | None = None,
+        idle_timeout_ms: float | None = None,
+        headers: Mapping[str, str] | None = None,
+        stream: bool = False,
+        **params: Any,
+    ) -> Any:
+        """See :func:`claw_llm.acall_specific_model`."""
+        return await _achat(
+            self._native, model, messages, timeout_ms, max_retries, idle_timeout_ms, headers, stream, params
+        )
+
+    def embed(
+        self,
+        model: str | None,
+        input: str | Sequence[str],
+        *,
+        dimensions: int | None = None,
+        timeout_ms: float | None = None,
+        max_retries: int | None = None,
+        headers: Mapping[str, str] | None = None,
+        **params: Any,
+    ) -> dict[str, Any]:
+        """See :func:`claw_llm.embed`; ``model`` empty uses the client's embedding model."""
+        return _embed(self._native, _EMBED, model, input, dimensions, timeout_ms, max_retries, headers, params)
+
+    async def aembed(
+        self,
+        model: str | None,
+        input: str | Sequence[str],
+        *,
+        dimensions: int | None = None,
+        timeout_ms: float | None = None,
+        max_retries: int | None = None,
+        headers: Mapping[str, str] | None = None,
+        **params: Any,
+    ) -> dict[str, Any]:
+        """See :func:`claw_llm.aembed`."""
+        return await _aembed(self._native, _EMBED, model, input, dimensions, timeout_ms, max_retries, headers, params)
+
+    def embed_vectors(
+        self,
+        model: str | None,
+        input: str | Sequence[str],
+        *,
+        dimensions: int | None = None,
+        timeout_ms: float | None = None,
+        max_retries: int | None = None,
+        headers: Mapping[str, str] | None = None,
+        **params: Any,
+    ) -> list[list[float]]:
+        """See :func:`claw_llm.embed_vectors`."""
+        return _embed(self._native, _VECTORS, model, input, dimensions, timeout_ms, max_retries, headers, params)
+
+    async def aembed_vectors(
+        self,
+        model: str | None,
+        input: str | Sequence[str],
+        *,
+        dimensions: int | None = None,
+        timeout_ms: float | None = None,
+        max_retries: int | None = None,
+        headers: Mapping[str, str] | None = None,
+        **params: Any,
+    ) -> list[list[float]]:
+        """See :func:`claw_llm.aembed_vectors`."""
+        return await _aembed(self._native, _VECTORS, model, input, dimensions, timeout_ms, max_retries, headers, params)

@@ -1,0 +1,264 @@
+"""Type stubs of claw_llm (the public API; see the module docstring and help())."""
+
+from types import TracebackType
+from typing import Any, Iterator, Mapping, Sequence
+
+from . import _native
+from ._errors import (
+    AbortError as AbortError,
+    APIConnectionError as APIConnectionError,
+    APIError as APIError,
+    APIStatusError as APIStatusError,
+    APITimeoutError as APITimeoutError,
+    AuthenticationError as AuthenticationError,
+    BadRequestError as BadRequestError,
+    BadResponseError as BadResponseError,
+    ConfigError as ConfigError,
+    ConflictError as ConflictError,
+    InternalServerError as InternalServerError,
+    LLMClientError as LLMClientError,
+    NotFoundError as NotFoundError,
+    PermissionDeniedError as PermissionDeniedError,
+    RateLimitError as RateLimitError,
+    StreamError as StreamError,
+    UnprocessableEntityError as UnprocessableEntityError,
+)
+
+__version__: str
+__all__ = [
+    "call_specific_model",
+    "acall_specific_model",
+    "embed",
+    "aembed",
+    "embed_vectors",
+    "aembed_vectors",
+    "Client",
+    "Stream",
+    "AsyncStream",
+    "LLMClientError",
+    "ConfigError",
+    "APITimeoutError",
+    "APIConnectionError",
+    "APIStatusError",
+    "BadRequestError",
+    "AuthenticationError",
+    "PermissionDeniedError",
+    "NotFoundError",
+    "ConflictError",
+    "UnprocessableEntityError",
+    "RateLimitError",
+    "InternalServerError",
+    "APIError",
+    "BadResponseError",
+    "StreamError",
+    "AbortError",
+]
+
+Messages = Sequence[Mapping[str, Any]]
+
+class Stream:
+    """A streamed chat completion (sync iterator of chunk dicts, context manager)."""
+
+    def __init__(self, native: _native.NativeStream) -> None: ...
+    def __iter__(self) -> Iterator[dict[str, Any]]: ...
+    def __next__(self) -> dict[str, Any]: ...
+    def final_completion(self) -> dict[str, Any]: ...
+    @property
+    def request_id(self) -> str | None: ...
+    @property
+    def status(self) -> int: ...
+    def close(self) -> None: ...
+    def abort(self) -> None: ...
+    def __enter__(self) -> Stream: ...
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+class AsyncStream:
+    """A streamed chat completion (async iterator of chunk dicts, async context manager)."""
+
+    def __init__(self, native: _native.NativeStream) -> None: ...
+    def __aiter__(self) -> AsyncStream: ...
+    async def __anext__(self) -> dict[str, Any]: ...
+    def final_completion(self) -> dict[str, Any]: ...
+    @property
+    def request_id(self) -> str | None: ...
+    @property
+    def status(self) -> int: ...
+    def close(self) -> None: ...
+    def abort(self) -> None: ...
+    async def aclose(self) -> None: ...
+    async def __aenter__(self) -> AsyncStream: ...
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+def call_specific_model(
+    model: str | None,
+    messages: Messages,
+    *,
+    timeout_ms: float | None = None,
+    max_retries: int | None = None,
+    idle_timeout_ms: float | None = None,
+    headers: Mapping[str, str] | None = None,
+    stream: bool = False,
+    **params: Any,
+) -> Any:
+    """Chat completion: the gateway's JSON (dict), or a Stream with stream=True."""
+
+async def acall_specific_model(
+    model: str | None,
+    messages: Messages,
+    *,
+    timeout_ms: float | None = None,
+    max_retries: int | None = None,
+    idle_timeout_ms: float | None = None,
+    headers: Mapping[str, str] | None = None,
+    stream: bool = False,
+    **params: Any,
+) -> Any:
+    """Chat completion for asyncio: the JSON (dict), or an AsyncStream with stream=True."""
+
+def embed(
+    model: str | None,
+    input: str | Sequence[str],
+    *,
+    dimensions: int | None = None,
+    timeout_ms: float | None = None,
+    max_retries: int | None = None,
+    headers: Mapping[str, str] | None = None,
+    **params: Any,
+) -> dict[str, Any]: ...
+async def aembed(
+    model: str | None,
+    input: str | Sequence[str],
+    *,
+    dimensions: int | None = None,
+    timeout_ms: float | None = None,
+    max_retries: int | None = None,
+    headers: Mapping[str, str] | None = None,
+    **params: Any,
+) -> dict[str, Any]: ...
+def embed_vectors(
+    model: str | None,
+    input: str | Sequence[str],
+    *,
+    dimensions: int | None = None,
+    timeout_ms: float | None = None,
+    max_retries: int | None = None,
+    headers: Mapping[str, str] | None = None,
+    **params: Any,
+) -> list[list[float]]: ...
+async def aembed_vectors(
+    model: str | None,
+    input: str | Sequence[str],
+    *,
+    dimensions: int | None = None,
+    timeout_ms: float | None = None,
+    max_retries: int | None = None,
+    headers: Mapping[str, str] | None = None,
+    **params: Any,
+) -> list[list[float]]: ...
+
+class Client:
+    """A client with a configuration fixed at creation (arguments > LLM_* > OPENAI_* env)."""
+
+    def __init__(
+        self,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        timeout_ms: float | None = None,
+        max_retries: int | None = None,
+        headers: Mapping[str, str] | None = None,
+        model: str | None = None,
+        *,
+        embedding_model: str | None = None,
+        embedding_dims: int | None = None,
+        chat_url: str | None = None,
+        log_level: str | None = None,
+        max_response_bytes: int | None = None,
+    ) -> None: ...
+    @property
+    def base_url(self) -> str: ...
+    @property
+    def chat_url(self) -> str: ...
+    @property
+    def embeddings_url(self) -> str: ...
+    @property
+    def model(self) -> str | None: ...
+    @property
+    def embedding_model(self) -> str | None: ...
+    @property
+    def embedding_dims(self) -> int | None: ...
+    @property
+    def timeout_ms(self) -> int: ...
+    @property
+    def max_retries(self) -> int: ...
+    def call_specific_model(
+        self,
+        model: str | None,
+        messages: Messages,
+        *,
+        timeout_ms: float | None = None,
+        max_retries: int | None = None,
+        idle_timeout_ms: float | None = None,
+        headers: Mapping[str, str] | None = None,
+        stream: bool = False,
+        **params: Any,
+    ) -> Any: ...
+    async def acall_specific_model(
+        self,
+        model: str | None,
+        messages: Messages,
+        *,
+        timeout_ms: float | None = None,
+        max_retries: int | None = None,
+        idle_timeout_ms: float | None = None,
+        headers: Mapping[str, str] | None = None,
+        stream: bool = False,
+        **params: Any,
+    ) -> Any: ...
+    def embed(
+        self,
+        model: str | None,
+        input: str | Sequence[str],
+        *,
+        dimensions: int | None = None,
+        timeout_ms: float | None = None,
+        max_retries: int | None = None,
+        headers: Mapping[str, str] | None = None,
+        **params: Any,
+    ) -> dict[str, Any]: ...
+    async def aembed(
+        self,
+        model: str | None,
+        input: str | Sequence[str],
+        *,
+        dimensions: int | None = None,
+        timeout_ms: float | None = None,
+        max_retries: int | None = None,
+        headers: Mapping[str, str] | None = None,
+        **params: Any,
+    ) -> dict[str, Any]: ...
+    def embed_vectors(
+        self,
+        model: str | None,
+        input: str | Sequence[str],
+        *,
+        dimensions: int | None = None,
+        timeout_ms: float | None = None,
+        max_retries: int | None = None,
+        headers: Mapping[str, str] | None = None,
+        **params: Any,
+    ) -> list[list[float]]: ...
+    async def aembed_vectors(
+        self,
+        model: str | None,
+        input: str | Sequence[str],
+        *,
+        dimensions: int | None = None,
+        timeout_ms: float | None = None,
+        max_retries: int | None = None,
+        headers: Mapping[str, str] | None = None,
+        **params: Any,
+    ) -> list[list[float]]: ...

@@ -1,0 +1,91 @@
+"""Private native module of claw_llm (Rust, pyo3). Use the ``claw_llm`` package instead."""
+
+from typing import Any, Callable, Final, final
+
+__all__ = [
+    "ENV_NAMES",
+    "Handle",
+    "NativeClient",
+    "NativeStream",
+    "Notifier",
+    "PANIC_CODE",
+    "__version__",
+    "_force_panic_for_tests",
+    "_install",
+    "call",
+    "start",
+]
+
+__version__: Final[str]
+ENV_NAMES: Final[list[str]]
+PANIC_CODE: Final[str]
+
+def _install(error_factory: Callable[..., BaseException], log_emitter: Callable[[list[tuple[int, str]]], None]) -> None: ...
+def call(client: NativeClient | None, model: Any, payload: str, kind: int) -> dict[str, Any] | NativeStream | list[list[float]]:
+    """Runs a request synchronously (GIL released, Ctrl-C cancels). ``kind``: 0 chat,
+    1 embeddings, 2 embedding vectors. ``payload``: JSON object of messages/input and options."""
+
+def start(notifier: Notifier, client: NativeClient | None, model: Any, payload: str, kind: int) -> Handle:
+    """Starts a request for asyncio; the outcome arrives through ``notifier``."""
+
+def _force_panic_for_tests(where_: str, notifier: Notifier | None = None) -> Handle | None: ...
+
+@final
+class NativeClient:
+    def __new__(
+        cls,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        model: str | None = None,
+        embedding_model: str | None = None,
+        embedding_dims: int | None = None,
+        timeout_ms: float | None = None,
+        max_retries: int | None = None,
+        headers: dict[str, str] | None = None,
+        chat_url: str | None = None,
+        log_level: str | None = None,
+        max_response_bytes: int | None = None,
+    ) -> NativeClient: ...
+    @property
+    def base_url(self) -> str: ...
+    @property
+    def chat_url(self) -> str: ...
+    @property
+    def embeddings_url(self) -> str: ...
+    @property
+    def model(self) -> str | None: ...
+    @property
+    def embedding_model(self) -> str | None: ...
+    @property
+    def embedding_dims(self) -> int | None: ...
+    @property
+    def timeout_ms(self) -> int: ...
+    @property
+    def max_retries(self) -> int: ...
+
+@final
+class NativeStream:
+    def next_batch(self) -> str:
+        """The next chunks as the text of a JSON array; ``"[]"`` at the end."""
+    def try_next_batch(self) -> str | None:
+        """The next batch if one is ready now, else ``None`` (never waits)."""
+    def start_next_batch(self, notifier: Notifier) -> Handle: ...
+    def final_completion(self) -> str: ...
+    def abort(self) -> None: ...
+    def is_finished(self) -> bool: ...
+    @property
+    def request_id(self) -> str | None: ...
+    @property
+    def status(self) -> int: ...
+
+@final
+class Notifier:
+    def __new__(cls) -> Notifier: ...
+    def fileno(self) -> int: ...
+    def drain(self) -> list[tuple[int, bool, Any]]: ...
+
+@final
+class Handle:
+    @property
+    def id(self) -> int: ...
+    def cancel(self) -> None: ...

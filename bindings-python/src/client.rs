@@ -1,0 +1,202 @@
+//! `claw_llm.Client`'s native side: a core client whose configuration is snapshotted when it
+//! is created (explicit arguments > `LLM_*` env > `OPENAI_*` env > defaults).
+
+use crate::env;
+use crate::errors::{guard, to_pyerr, Failure};
+use claw_llm::{Client, Config, Error, LogLevel};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+
+/// A core client with its own connection pool.
+#[pyclass(frozen, module = "claw_llm._native")]
+pub struct NativeClient {
+    core: Client,
+}
+
+impl NativeClient {
+    pub fn core(&self) -> &Client {
+        &self.core
+    }
+}
+
+fn positive(name: &str, v: Option<&Bound<'_, PyAny>>) -> Result<Option<u64>, Error> {
+    let Some(v) = v.filter(|v| !v.is_none()) else {
+        return Ok(None);
+    };
+    let ok = if v.is_instance_of::<pyo3::types::PyBool>() {
+        None
+    } else {
+        v.extract::<f64>()
+            .ok()
+            .filter(|f| f.is_finite() && *f >= 1.0 && *f <= 1e12)
+    };
+    ok.map(|f| Some(f as u64)).ok_or_else(|| {
+        Error::config(format!(
+            "{name} must be a positive number of milliseconds, got {}",
+            v.repr().map(|r| r.to_string()).unwrap_or_default()
+        ))
+    })
+}
+
+fn count(name: &str, v: Option<&Bound<'_, PyAny>>, max: u64) -> Result<Option<u64>, Error> {
+    let Some(v) = v.filter(|v| !v.is_none()) else {
+        return Ok(None);
+    };
+    let n = if v.is_instance_of::<pyo3::types::PyBool>() {
+        None
+    } else {
+        v.extract::<u64>().ok().filter(|n| *n <= max)
+    };
+    n.map(Some).ok_or_else(|| {
+        Error::config(format!(
+            "{name} must be an integer between 0 and {max}, got {}",
+            v.repr().map(|r| r.to_string()).unwrap_or_default()
+        ))
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build(
+    py: Python<'_>,
+    base_url: Option<String>,
+    api_key: Option<String>,
+    model: Option<String>,
+    embedding_model: Option<String>,
+    embedding_dims: Option<&Bound<'_, PyAny>>,
+    timeout_ms: Option<&Bound<'_, PyAny>>,
+    max_retries: Option<&Bound<'_, PyAny>>,
+    headers: Option<&Bound<'_, PyDict>>,
+    chat_url: Option<String>,
+    log_level: Option<String>,
+    max_response_bytes: Option<&Bound<'_, PyAny>>,
+) -> PyResult<Result<Client, Error>> {
+    let snap = env::snapshot(py)?;
+    let mut header_pairs = Vec::new();
+    if let Some(h) = headers {
+        for (k, v) in h.iter() {
+            let (Ok(k), Ok(v)) = (k.extract::<String>(), v.extract::<String>()) else {
+                return Ok(Err(Error::config("headers must be a dict of str to str")));
+            };
+            header_pairs.push((k, v));
+        }
+    }
+    let built = (|| {
+        let mut b = Config::builder();
+        if let Some(v) = base_url {
+            b = b.base_url(v);
+        }
+        if let Some(v) = api_key {
+            b = b.api_key(v);
+        }
+        if let Some(v) = model {
+            b = b.model(v);
+        }
+        if let Some(v) = embedding_model {
+            b = b.embedding_model(v);
+        }
+        if let Some(v) = count("embedding_dims", embedding_dims, u32::MAX as u64)? {
+            b = b.embedding_dims(v as u32);
+        }
+        if let Some(v) = positive("timeout_ms", timeout_ms)? {
+            b = b.timeout_ms(v);
+        }
+        if let Some(v) = count("max_retries", max_retries, 100)? {
+            b = b.max_retries(v as u32);
+        }
+        if let Some(v) = chat_url {
+            b = b.chat_url(v);
+        }
+        if let Some(v) = log_level {
+            let level = LogLevel::parse(&v).ok_or_else(|| {
+                Error::config(format!(
+                    "log_level must be off, error, info or debug, got {v:?}"
+                ))
+            })?;
+            b = b.log_level(level);
+        }
+        if let Some(v) = count("max_response_bytes", max_response_bytes, u64::MAX)? {
+            b = b.max_response_bytes(v);
+        }
+        for (k, v) in header_pairs {
+            b = b.header(k, v);
+        }
+        b.build_with(snap.lookup()).and_then(Client::new)
+    })();
+    Ok(built)
+}
+
+#[pymethods]
+impl NativeClient {
+    #[new]
+    #[pyo3(signature = (base_url=None, api_key=None, model=None, embedding_model=None,
+        embedding_dims=None, timeout_ms=None, max_retries=None, headers=None, chat_url=None,
+        log_level=None, max_response_bytes=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        base_url: Option<String>,
+        api_key: Option<String>,
+        model: Option<String>,
+        embedding_model: Option<String>,
+        embedding_dims: Option<&Bound<'_, PyAny>>,
+        timeout_ms: Option<&Bound<'_, PyAny>>,
+        max_retries: Option<&Bound<'_, PyAny>>,
+        headers: Option<&Bound<'_, PyDict>>,
+        chat_url: Option<String>,
+        log_level: Option<String>,
+        max_response_bytes: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Self> {
+        guard(py, || {
+            let built = build(
+                py,
+                base_url,
+                api_key,
+                model,
+                embedding_model,
+                embedding_dims,
+                timeout_ms,
+                max_retries,
+                headers,
+                chat_url,
+                log_level,
+                max_response_bytes,
+            )?;
+            built
+                .map(|core| NativeClient { core })
+                .map_err(|e| to_pyerr(py, Failure::Core(e)))
+        })
+    }
+
+    #[getter]
+    fn base_url(&self) -> &str {
+        self.core.config().base_url()
+    }
+    #[getter]
+    fn chat_url(&self) -> &str {
+        self.core.config().chat_url()
+    }
+    #[getter]
+    fn embeddings_url(&self) -> &str {
+        self.core.config().embeddings_url()
+    }
+    #[getter]
+    fn model(&self) -> Option<&str> {
+        self.core.config().model()
+    }
+    #[getter]
+    fn embedding_model(&self) -> Option<&str> {
+        self.core.config().embedding_model()
+    }
+    #[getter]
+    fn embedding_dims(&self) -> Option<u32> {
+        self.core.config().embedding_dims()
+    }
+    #[getter]
+    fn timeout_ms(&self) -> u64 {
+        self.core.config().timeout().as_millis() as u64
+    }
+    #[getter]
+    fn max_retries(&self) -> u32 {
+        self.core.config().max_retries()
+    }
+}

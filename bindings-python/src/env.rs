@@ -1,0 +1,130 @@
+//! The free functions' configuration: `os.environ` read at every call, resolved by the core's
+//! `ConfigBuilder::build_with`, on the process-wide connection pool (`Client::shared`).
+//!
+//! Resolving a configuration (trimming, URL rules) is cached per distinct snapshot of the
+//! variables below, so a call whose environment did not change reuses the last `Client`.
+
+use crate::logs;
+use claw_llm::{Client, Config, LogLevel};
+use pyo3::prelude::*;
+use pyo3::sync::PyOnceLock;
+use pyo3::types::{PyBytes, PyDict, PyString};
+use std::sync::{Mutex, PoisonError};
+
+/// Every variable the core's configuration reads.
+pub const NAMES: [&str; 13] = [
+    "LLM_BASE_URL",
+    "OPENAI_BASE_URL",
+    "OPENAI_API_BASE",
+    "LLM_API_KEY",
+    "OPENAI_API_KEY",
+    "LLM_CHAT_URL",
+    "LLM_MODEL_ID",
+    "EMBEDDING_MODEL_ID",
+    "EMBEDDING_DIMS",
+    "LLM_TIMEOUT_MS",
+    "LLM_MAX_RETRIES",
+    "LLM_LOG",
+    "LLM_MAX_RESPONSE_BYTES",
+];
+
+/// Values of [`NAMES`], in order, as `os.environ` has them now.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Snapshot(Vec<Option<String>>);
+
+impl Snapshot {
+    /// The lookup handed to `ConfigBuilder::build_with`.
+    pub fn lookup(&self) -> impl Fn(&str) -> Option<String> + '_ {
+        move |name| {
+            NAMES
+                .iter()
+                .position(|n| *n == name)
+                .and_then(|i| self.0[i].clone())
+        }
+    }
+
+    /// `LLM_LOG` of this snapshot (an invalid value counts as the default, `error`).
+    pub fn log_level(&self) -> LogLevel {
+        self.lookup()("LLM_LOG")
+            .and_then(|v| LogLevel::parse(&v))
+            .unwrap_or(LogLevel::Error)
+    }
+}
+
+struct Keys {
+    os: Py<PyAny>,
+    bytes_keys: Vec<Py<PyBytes>>,
+}
+
+static KEYS: PyOnceLock<Keys> = PyOnceLock::new();
+
+/// Reads [`NAMES`] from `os.environ` (its bytes dict on POSIX: no per-key Python code runs).
+pub fn snapshot(py: Python<'_>) -> PyResult<Snapshot> {
+    let keys = KEYS.get_or_try_init(py, || -> PyResult<Keys> {
+        Ok(Keys {
+            os: py.import("os")?.into_any().unbind(),
+            bytes_keys: NAMES
+                .iter()
+                .map(|n| PyBytes::new(py, n.as_bytes()).unbind())
+                .collect(),
+        })
+    })?;
+    let environ = keys.os.bind(py).getattr("environ")?;
+    let mut values = Vec::with_capacity(NAMES.len());
+    if let Some(data) = environ
+        .getattr("_data")
+        .ok()
+        .and_then(|d| d.cast_into::<PyDict>().ok())
+        .filter(|_| cfg!(unix))
+    {
+        for key in &keys.bytes_keys {
+            let v = match data.get_item(key.bind(py))? {
+                Some(v) => match v.cast::<PyBytes>() {
+                    Ok(b) => Some(String::from_utf8_lossy(b.as_bytes()).into_owned()),
+                    Err(_) => Some(v.str()?.to_string()),
+                },
+                None => None,
+            };
+            values.push(v);
+        }
+    } else {
+        for name in NAMES {
+            let v = environ.call_method1("get", (name,))?;
+            values.push(if v.is_none() {
+                None
+            } else {
+                Some(v.cast::<PyString>()?.to_str()?.to_string())
+            });
+        }
+    }
+    Ok(Snapshot(values))
+}
+
+const CACHE_SIZE: usize = 16;
+static CACHE: Mutex<Vec<(Snapshot, Client)>> = Mutex::new(Vec::new());
+
+/// The core client for the environment as it is now. A configuration error is logged like any
+/// failed call (`[LLM_Client] Error calling <model>: …`), as the core's own free functions do.
+pub fn client(py: Python<'_>, model: &str) -> PyResult<Result<Client, claw_llm::Error>> {
+    let snap = snapshot(py)?;
+    let mut cache = CACHE.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some((_, c)) = cache.iter().find(|(s, _)| *s == snap) {
+        return Ok(Ok(c.clone()));
+    }
+    let built = Config::builder()
+        .build_with(snap.lookup())
+        .and_then(Client::shared);
+    match built {
+        Ok(c) => {
+            if cache.len() >= CACHE_SIZE {
+                cache.remove(0);
+            }
+            cache.push((snap, c.clone()));
+            Ok(Ok(c))
+        }
+        Err(e) => {
+            logs::push_error(snap.log_level(), model, &e);
+            Ok(Err(e))
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! `claw_llm._native`: the Python binding of the claw-llm core.
+//!
+//! Thin by design (STYLE.md): the core owns every behaviour; this crate converts arguments,
+//! results and errors, and runs core futures on one process-wide tokio runtime
+//! ([`runtime`]) without any Rust thread ever taking the GIL:
+//! * sync calls wait with the GIL released, waking every 50 ms to run signal handlers so
+//!   Ctrl-C cancels the request ([`task::block_on`]);
+//! * asyncio calls complete through a per-loop socket the loop watches ([`notify`]);
+//! * a stream is read ahead by a pump task into a buffer Python takes whole ([`stream`]);
+//! * bodies are parsed off the GIL and built into Python objects directly ([`convert`]);
+//! * log lines are queued and written to the `claw_llm` logger when a call settles ([`logs`]);
+//! * every entry point catches panics and raises `claw_llm.LLMClientError` ([`errors`]).
+//!
+//! The `claw_llm` package (bindings-python/python) is the public API; this module is private.
+
+mod call;
+mod client;
+mod convert;
+mod env;
+mod errors;
+mod logs;
+mod notify;
+mod runtime;
+mod stream;
+mod task;
+
+use pyo3::prelude::*;
+
+/// Called once by `claw_llm/__init__.py`: the exception factory and the log emitter.
+#[pyfunction]
+fn _install(error_factory: Py<PyAny>, log_emitter: Py<PyAny>) {
+    errors::install(error_factory);
+    logs::install_emitter(log_emitter);
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    logs::install_sink();
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    m.add("ENV_NAMES", env::NAMES.to_vec())?;
+    m.add("PANIC_CODE", errors::PANIC_CODE)?;
+    m.add_function(wrap_pyfunction!(_install, m)?)?;
+    m.add_function(wrap_pyfunction!(call::call, m)?)?;
+    m.add_function(wrap_pyfunction!(call::start, m)?)?;
+    m.add_function(wrap_pyfunction!(call::_force_panic_for_tests, m)?)?;
+    m.add_class::<client::NativeClient>()?;
+    m.add_class::<stream::NativeStream>()?;
+    m.add_class::<notify::Notifier>()?;
+    m.add_class::<notify::Handle>()?;
+    Ok(())
+}
