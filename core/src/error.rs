@@ -326,7 +326,8 @@ fn html_title(text: &str) -> Option<String> {
     let start = lower.find("<title")?;
     let open_end = lower[start..].find('>')? + start + 1;
     let close = lower[open_end..].find("</title")? + open_end;
-    non_empty(&head[open_end..close])
+    // A title is a summary like the body's first characters: at most 200 of them.
+    non_empty(&head[open_end..close]).map(|t| t.chars().take(200).collect())
 }
 
 #[cfg(test)]
@@ -390,6 +391,19 @@ mod tests {
             summarize_body(500, None, "upstream exploded\n"),
             "upstream exploded"
         );
+    }
+
+    #[test]
+    fn summary_html_title_is_capped_at_200_chars() {
+        // Found by fuzz/fuzz_targets/summarize_body.rs: a <title> of 250 characters came back
+        // whole, so a text body's summary was longer than the 200 characters promised.
+        let found = String::from_utf8_lossy(b"tleitle>title><title>l<<TITLlit>titl\x01\x00\x00\x00\x00\x00\x00\xfctle>title><<TITmessageELD\xfc\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00itletle>title><title>l<<TITLlroitle>title><<TITLELitle><<TITLELE\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00Llroitle>title><<TITmessageLELE\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00itleitle''''''''''''''</title>'lm>");
+        let s = summarize_body(502, None, &found);
+        assert_eq!(s.chars().count(), 200, "{s:?}");
+        let long = format!("<html><title>{}</title></html>", "word ".repeat(100));
+        let s = summarize_body(502, None, &long);
+        assert_eq!(s.chars().count(), 200);
+        assert!(s.starts_with("word word"));
     }
 
     #[test]

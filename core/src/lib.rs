@@ -30,6 +30,7 @@ mod config;
 pub mod embeddings;
 mod error;
 mod log;
+mod probe;
 pub mod retry;
 pub mod sse;
 mod stream;

@@ -39,7 +39,7 @@ pub fn endpoint(base: &str, which: Endpoint, name: &str) -> Result<String> {
     let (prefix, path, query) = split(base, name)?;
     let path = path.trim_end_matches('/');
     let mut out = String::with_capacity(base.len() + 24);
-    out.push_str(prefix);
+    out.push_str(&prefix);
     let known = [Endpoint::Chat.suffix(), Endpoint::Embeddings.suffix()];
     if let Some(stem) = known.iter().find_map(|s| path.strip_suffix(s)) {
         // The base already names an endpoint: swap it for the one wanted.
@@ -52,7 +52,7 @@ pub fn endpoint(base: &str, which: Endpoint, name: &str) -> Result<String> {
         }
     }
     out.push_str(which.suffix());
-    out.push_str(query);
+    out.push_str(&query);
     Ok(out)
 }
 
@@ -74,7 +74,12 @@ pub fn is_version_segment(seg: &str) -> bool {
 }
 
 /// Splits into (`scheme://authority`, path with `//` collapsed, `?query` or empty).
-fn split<'a>(raw: &'a str, name: &str) -> Result<(&'a str, String, &'a str)> {
+///
+/// The parts come from the URL as the HTTP client parses it (WHATWG rules: `\` is `/`, dot
+/// segments are resolved, `http:host` has no `//`), not from the raw text: splitting the text
+/// by hand disagreed with the parser on such inputs, and the request then went to a path
+/// with `//` or `/v1/v1` in it (found by fuzzing, see the regression test below).
+fn split(raw: &str, name: &str) -> Result<(String, String, String)> {
     let s = raw.trim();
     let bad = || {
         Error::config(format!(
@@ -85,16 +90,12 @@ fn split<'a>(raw: &'a str, name: &str) -> Result<(&'a str, String, &'a str)> {
     if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
         return Err(bad());
     }
-    let after_scheme = s.find("://").ok_or_else(bad)? + 3;
-    let rest = &s[after_scheme..];
-    let auth_end = rest.find(['/', '?', '#']).unwrap_or(rest.len()) + after_scheme;
-    let prefix = &s[..auth_end];
-    let tail = &s[auth_end..];
-    let tail = tail.split('#').next().unwrap_or("");
-    let (path, query) = match tail.find('?') {
-        Some(i) => (&tail[..i], &tail[i..]),
-        None => (tail, ""),
-    };
+    // The serialisation is `scheme://authority` + path + `?query` + `#fragment`.
+    let full = parsed.as_str();
+    let path = parsed.path();
+    let query = parsed.query().map(|q| format!("?{q}")).unwrap_or_default();
+    let tail = path.len() + query.len() + parsed.fragment().map_or(0, |f| f.len() + 1);
+    let prefix = full.get(..full.len() - tail).ok_or_else(bad)?.to_string();
     let mut collapsed = String::with_capacity(path.len());
     for seg in path.split('/').filter(|p| !p.is_empty()) {
         collapsed.push('/');
@@ -219,6 +220,30 @@ mod tests {
             assert_eq!(err.code(), "LLM_CLIENT_CONFIG");
             assert!(err.to_string().contains("LLM_BASE_URL"), "{err}");
             assert!(err.to_string().contains(bad.trim()), "{err}");
+        }
+    }
+
+    #[test]
+    fn url_fuzz_regressions_agree_with_the_requested_path() {
+        // Found by fuzz/fuzz_targets/url_endpoint.rs (and relatives): the raw text split by hand
+        // disagreed with the URL parser, so the request went to `//h:3000/…` or `/v1/v1/…`.
+        for (base, want) in [
+            (
+                "http:p://h:3000//h:3000",
+                "http://p/h:3000/h:3000/v1/chat/completions",
+            ),
+            ("http://h\\v1", "http://h/v1/chat/completions"),
+            ("http://h/v1/x/..", "http://h/v1/chat/completions"),
+            ("http:\\\\h\\api\\\\", "http://h/api/v1/chat/completions"),
+        ] {
+            let out = chat(base);
+            assert_eq!(out, want, "base {base:?}");
+            let wire = reqwest::Url::parse(&out).unwrap();
+            assert!(
+                !wire.path().contains("//") && !wire.path().contains("/v1/v1"),
+                "{base:?} -> {out:?} requests {:?}",
+                wire.path()
+            );
         }
     }
 

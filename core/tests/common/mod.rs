@@ -41,23 +41,39 @@ fn mock_binary() -> PathBuf {
 /// The gateway shared by every test of this binary (it exits when our stdin pipe closes).
 pub fn gateway() -> &'static Gateway {
     static GW: OnceLock<Gateway> = OnceLock::new();
-    GW.get_or_init(|| {
-        let mut child = Command::new(mock_binary())
-            .args(["--port", "0", "--expect-key", KEY])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start claw-mock-gateway");
-        let stdout = child.stdout.take().expect("stdout");
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read address");
-        Gateway {
-            base: line.trim().to_string(),
-            _child: Mutex::new(child),
-        }
-    })
+    GW.get_or_init(|| start_gateway(KEY))
+}
+
+/// A gateway of its own expecting `expect_key` (it exits when the `Gateway` is dropped).
+pub fn start_gateway(expect_key: &str) -> Gateway {
+    let mut child = Command::new(mock_binary())
+        .args(["--port", "0", "--expect-key", expect_key])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start claw-mock-gateway");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read address");
+    Gateway {
+        base: line.trim().to_string(),
+        _child: Mutex::new(child),
+    }
+}
+
+/// Every request the gateway at `base` logged.
+pub async fn requests_at(base: &str) -> Vec<Value> {
+    reqwest::get(format!("{base}/__mock/requests"))
+        .await
+        .expect("mock admin")
+        .json::<Value>()
+        .await
+        .expect("mock admin json")
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
 }
 
 pub fn client_for(base: &str) -> claw_llm::Client {
@@ -158,4 +174,22 @@ pub fn open_fds() -> usize {
     std::fs::read_dir("/proc/self/fd")
         .map(|d| d.count())
         .unwrap_or(0)
+}
+
+/// A `Vm*` field of /proc/self/status, in KiB (0 when unreadable).
+pub fn vm_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field) && l[field.len()..].starts_with(':'))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|n| n.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Resident memory of this process, in KiB.
+pub fn rss_kib() -> u64 {
+    vm_kib("VmRSS")
 }

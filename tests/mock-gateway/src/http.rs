@@ -354,6 +354,28 @@ impl Response {
     }
 }
 
+/// Head of a response whose body is written separately: `content-length: N` when `length` is
+/// given, else `transfer-encoding: chunked`.
+pub fn body_head(
+    status: u16,
+    headers: &[(&str, &str)],
+    length: Option<u64>,
+    request_id: &str,
+    keep_alive: bool,
+) -> Vec<u8> {
+    let mut head = status_line(status);
+    for (n, v) in headers {
+        head.push_str(&format!("{n}: {v}\r\n"));
+    }
+    match length {
+        Some(n) => head.push_str(&format!("content-length: {n}\r\n")),
+        None => head.push_str("transfer-encoding: chunked\r\n"),
+    }
+    head.push_str(&common_headers(request_id, keep_alive));
+    head.push_str("\r\n");
+    head.into_bytes()
+}
+
 /// Head of a chunked `text/event-stream` response.
 pub fn stream_head(request_id: &str, keep_alive: bool) -> Vec<u8> {
     let mut head = status_line(200);

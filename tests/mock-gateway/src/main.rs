@@ -6,6 +6,7 @@
 mod chat;
 mod embeddings;
 mod errors;
+mod hostile;
 mod http;
 mod mem0;
 mod scenario;

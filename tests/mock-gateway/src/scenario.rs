@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 
 use crate::http::{Conn, Request, Response};
 use crate::state::State;
-use crate::{chat, errors, stream};
+use crate::{chat, errors, hostile, stream};
 
 /// Known scenarios and the parameters each accepts (anything else is a 400, to catch typos).
 const SCENARIOS: &[(&str, &[&str])] = &[
@@ -32,6 +32,9 @@ const SCENARIOS: &[(&str, &[&str])] = &[
     ("ok-error", &[]),
     ("ok-html", &[]),
     ("ok-truncated", &[]),
+    ("ok-invalid-utf8", &[]),
+    ("ok-huge", &["bytes", "chunked"]),
+    ("ok-gzip-bomb", &["bytes", "corrupt"]),
     (
         "flaky",
         &[
@@ -44,7 +47,7 @@ const SCENARIOS: &[(&str, &[&str])] = &[
             "tokens",
         ],
     ),
-    ("redirect", &["to", "status"]),
+    ("redirect", &["to", "status", "hops"]),
     ("stream", &["tokens"]),
     ("stream-keepalive", &["tokens"]),
     ("stream-crlf", &["tokens"]),
@@ -334,14 +337,10 @@ async fn run(conn: &mut Conn, ctx: &Ctx<'_>, spec: &Spec) -> Result<After, Strin
             Ok(chat::trickle(conn, ctx, payload, bps).await)
         }
         "flaky" => chat::flaky(conn, ctx, spec).await,
-        "redirect" => {
-            let status = spec.status_or(307)?;
-            let to = spec
-                .get("to")
-                .ok_or_else(|| "mock scenario redirect needs to=URL".to_string())?;
-            let resp = Response::new(status, "text/plain", Vec::new()).with_header("location", to);
-            Ok(send(conn, ctx, &resp).await)
-        }
+        "redirect" => hostile::redirect(conn, ctx, spec).await,
+        "ok-huge" => hostile::huge(conn, ctx, spec).await,
+        "ok-gzip-bomb" => hostile::gzip_bomb(conn, ctx, spec).await,
+        "ok-invalid-utf8" => hostile::invalid_utf8(conn, ctx).await,
         "stall-body" => chat::stall_body(conn, ctx).await,
         "reset-head" => Ok(After::Reset),
         "reset-body" => chat::reset_body(conn, ctx).await,
