@@ -249,7 +249,20 @@ impl RawResponse {
 
 enum Reply {
     Body(RawResponse),
+    /// A body checked and parsed in one pass (see [`parse_checked`]).
+    Parsed(RawResponse, Value),
     Stream(reqwest::Response),
+}
+
+/// What the caller of [`Client::execute`] wants back.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Want {
+    /// The checked body bytes (bindings parse them with their own JSON parser).
+    Body,
+    /// The body parsed: checked and parsed in one pass when possible.
+    Value,
+    /// A stream (or the body of a gateway that ignored `stream: true`).
+    Stream,
 }
 
 impl Client {
@@ -333,9 +346,14 @@ impl Client {
         params: Map<String, Value>,
         opts: CallOptions,
     ) -> Result<Value> {
-        self.call_specific_model_raw(model, messages, params, opts)
+        match self
+            .chat(model, messages, params, opts, Want::Value)
             .await?
-            .json()
+        {
+            Reply::Parsed(_, value) => Ok(value),
+            Reply::Body(raw) => raw.json(),
+            Reply::Stream(_) => Err(Error::config("unexpected stream")),
+        }
     }
 
     /// Like [`Client::call_specific_model`] but returns the checked body bytes, so a binding can
@@ -344,9 +362,24 @@ impl Client {
         &self,
         model: &str,
         messages: Value,
-        mut params: Map<String, Value>,
+        params: Map<String, Value>,
         opts: CallOptions,
     ) -> Result<RawResponse> {
+        match self.chat(model, messages, params, opts, Want::Body).await? {
+            Reply::Body(raw) | Reply::Parsed(raw, _) => Ok(raw),
+            Reply::Stream(_) => Err(Error::config("unexpected stream")),
+        }
+    }
+
+    /// A non-streamed chat completion, answered as `want` asks (a logged failure otherwise).
+    async fn chat(
+        &self,
+        model: &str,
+        messages: Value,
+        mut params: Map<String, Value>,
+        opts: CallOptions,
+        want: Want,
+    ) -> Result<Reply> {
         let log_model = model.to_string();
         let result = async {
             let model = self.resolve_model(model, self.config().model(), "LLM_MODEL_ID")?;
@@ -366,9 +399,9 @@ impl Client {
                 }
             }
             let body = chat_body(model, messages, params, false)?;
-            match self.execute(Kind::Chat, body, &opts, false).await? {
-                Reply::Body(r) => Ok(r),
+            match self.execute(Kind::Chat, body, &opts, want).await? {
                 Reply::Stream(_) => Err(Error::config("unexpected stream")),
+                reply => Ok(reply),
             }
         }
         .await;
@@ -408,9 +441,9 @@ impl Client {
                 max_event_bytes: self.config().max_response_bytes() as usize,
                 cancel: token,
             };
-            match self.execute(Kind::Chat, body, &opts, true).await? {
+            match self.execute(Kind::Chat, body, &opts, Want::Stream).await? {
                 Reply::Stream(resp) => Ok(ChatStream::from_response(resp, meta)),
-                Reply::Body(raw) => ChatStream::from_completion(raw, meta),
+                Reply::Body(raw) | Reply::Parsed(raw, _) => ChatStream::from_completion(raw, meta),
             }
         }
         .await;
@@ -429,7 +462,14 @@ impl Client {
         params: Map<String, Value>,
         opts: CallOptions,
     ) -> Result<Value> {
-        self.embed_raw(model, input, params, opts).await?.json()
+        match self
+            .embeddings(model, input, params, opts, Want::Value)
+            .await?
+        {
+            Reply::Parsed(_, value) => Ok(value),
+            Reply::Body(raw) => raw.json(),
+            Reply::Stream(_) => Err(Error::config("unexpected stream")),
+        }
     }
 
     /// Like [`Client::embed`] but returns the checked body bytes.
@@ -440,6 +480,24 @@ impl Client {
         params: Map<String, Value>,
         opts: CallOptions,
     ) -> Result<RawResponse> {
+        match self
+            .embeddings(model, input, params, opts, Want::Body)
+            .await?
+        {
+            Reply::Body(raw) | Reply::Parsed(raw, _) => Ok(raw),
+            Reply::Stream(_) => Err(Error::config("unexpected stream")),
+        }
+    }
+
+    /// An embeddings request, answered as `want` asks (a logged failure otherwise).
+    async fn embeddings(
+        &self,
+        model: &str,
+        input: Value,
+        params: Map<String, Value>,
+        opts: CallOptions,
+        want: Want,
+    ) -> Result<Reply> {
         let log_model = model.to_string();
         let result = async {
             let model =
@@ -450,9 +508,9 @@ impl Client {
                 params,
                 self.config().embedding_dims(),
             )?;
-            match self.execute(Kind::Embeddings, body, &opts, false).await? {
-                Reply::Body(r) => Ok(r),
+            match self.execute(Kind::Embeddings, body, &opts, want).await? {
                 Reply::Stream(_) => Err(Error::config("unexpected stream")),
+                reply => Ok(reply),
             }
         }
         .await;
@@ -478,7 +536,7 @@ impl Client {
         kind: Kind,
         body: Bytes,
         opts: &CallOptions,
-        stream: bool,
+        want: Want,
     ) -> Result<Reply> {
         let cfg = self.config();
         let timeout = opts
@@ -493,7 +551,7 @@ impl Client {
         };
         let endpoint = self.endpoint(kind);
         let http = self.http()?;
-        let headers = self.headers(opts, stream)?;
+        let headers = self.headers(opts, want == Want::Stream)?;
         let attempts = AtomicU32::new(0);
         let level = cfg.log_level();
         let on_retry = |err: &Error, wait: Duration| {
@@ -511,7 +569,7 @@ impl Client {
         let run = retry::run(max_retries, deadline, &attempts, on_retry, || {
             let n = attempts.load(Ordering::Relaxed);
             let (headers, body) = (headers.clone(), body.clone());
-            self.attempt(&http, url, endpoint, headers, body, kind, stream, n)
+            self.attempt(&http, url, endpoint, headers, body, kind, want, n)
         });
         let guarded = async {
             match tokio::time::timeout_at(deadline, run).await {
@@ -568,7 +626,7 @@ impl Client {
         headers: HeaderMap,
         body: Bytes,
         kind: Kind,
-        stream: bool,
+        want: Want,
         attempt_no: u32,
     ) -> std::result::Result<Reply, Failed> {
         let cfg = self.config();
@@ -610,10 +668,15 @@ impl Client {
             )))));
         }
         let request_id = retry::request_id(resp.headers());
-        if stream && is_event_stream(resp.headers()) {
+        if want == Want::Stream && is_event_stream(resp.headers()) {
             return Ok(Reply::Stream(resp));
         }
         let bytes = read_capped(&mut resp, cap).await.map_err(Failed::fatal)?;
+        if want == Want::Value {
+            if let Some(checked) = parse_checked(status, resp.headers(), &bytes, &request_id) {
+                return checked.map_err(Failed::fatal);
+            }
+        }
         check_body(status, resp.headers(), &bytes, request_id, kind)
             .map(Reply::Body)
             .map_err(Failed::fatal)
@@ -792,6 +855,82 @@ struct Probe {
     data: Option<IgnoredAny>,
 }
 
+/// [`check_body`] and [`RawResponse::json`] in one pass, for the callers that want the `Value`:
+/// a body that parses as a JSON object, with at most one each of `error`, `choices` and `data` at
+/// the top, is classified from those keys exactly as the probe classifies it. `None` for anything
+/// else (not UTF-8, not an object, a syntax error, a duplicate of those keys, too deep): the caller
+/// then takes the two-step path, whose results and messages are the reference.
+fn parse_checked(
+    status: u16,
+    headers: &HeaderMap,
+    bytes: &Bytes,
+    request_id: &Option<String>,
+) -> Option<Result<Reply>> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let top: TopLevel = serde_json::from_str(text).ok()?;
+    let shape = top.shape;
+    if shape.error && !shape.choices && !shape.data {
+        return Some(Err(Error::Api(Box::new(http_detail(
+            status, headers, bytes,
+        )))));
+    }
+    let raw = RawResponse {
+        status,
+        request_id: request_id.clone(),
+        body: bytes.clone(),
+    };
+    Some(Ok(Reply::Parsed(raw, Value::Object(top.map))))
+}
+
+/// A top-level JSON object parsed into a `Map` (as `Value` parses it), noting whether `error`,
+/// `choices` and `data` are there and not null; a second occurrence of one of them is an error,
+/// as it is for the probe.
+struct TopLevel {
+    map: Map<String, Value>,
+    shape: crate::probe::Shape,
+}
+
+impl<'de> serde::Deserialize<'de> for TopLevel {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = TopLevel;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut access: A,
+            ) -> std::result::Result<TopLevel, A::Error> {
+                let mut map = Map::new();
+                let mut shape = crate::probe::Shape::default();
+                let mut seen = [false; 3];
+                while let Some(key) = access.next_key::<String>()? {
+                    let value: Value = access.next_value()?;
+                    let (slot, present) = match key.as_str() {
+                        "error" => (0, &mut shape.error),
+                        "choices" => (1, &mut shape.choices),
+                        "data" => (2, &mut shape.data),
+                        _ => {
+                            map.insert(key, value);
+                            continue;
+                        }
+                    };
+                    if std::mem::replace(&mut seen[slot], true) {
+                        return Err(serde::de::Error::custom("duplicate field"));
+                    }
+                    *present = !value.is_null();
+                    map.insert(key, value);
+                }
+                Ok(TopLevel { map, shape })
+            }
+        }
+        d.deserialize_map(Visit)
+    }
+}
+
 /// Checks that a 2xx body is a JSON object and not an `error` envelope.
 fn check_body(
     status: u16,
@@ -917,6 +1056,56 @@ mod tests {
                 .code(),
             "LLM_BAD_RESPONSE"
         );
+    }
+
+    #[test]
+    fn one_pass_parse_agrees_with_check_then_parse() {
+        let h = HeaderMap::new();
+        let deep = format!("{{\"choices\":{}{}}}", "[".repeat(200), "]".repeat(200));
+        let bodies: Vec<&[u8]> = vec![
+            br#"{"choices":[{"message":{"content":"hi"}}],"usage":{"total_tokens":3},"x":[1,2.5e3]}"#,
+            br#"{"object":"list","data":[{"embedding":[0.25,-1e-3]}],"model":"m"}"#,
+            br#"{"error":{"message":"overloaded"}}"#,
+            br#"{"error":null,"choices":null}"#,
+            br#"{"error":"x","choices":[]}"#,
+            br#"{"a":1,"a":2,"choices":[]}"#,
+            br#"{"choices":[],"choices":[]}"#,
+            br#"{"\u0065rror":{"message":"escaped key"}}"#,
+            br#"{"n":1e400}"#,
+            br#"{}"#,
+            br#"[1,2,3]"#,
+            b"<html><title>x</title></html>",
+            b"{\"choices\":\"\xff\"}",
+            b"",
+            deep.as_bytes(),
+        ];
+        for body in bodies {
+            let bytes = Bytes::copy_from_slice(body);
+            let reference = check_body(200, &h, &bytes, None, Kind::Chat).and_then(|r| r.json());
+            let reference = reference.map_err(|e| (e.code(), e.to_string()));
+            match parse_checked(200, &h, &bytes, &None) {
+                None => {} // the two-step path answers, so the result is the reference by construction
+                Some(Ok(Reply::Parsed(raw, v))) => {
+                    assert_eq!(raw.body, bytes);
+                    assert_eq!(Ok(v), reference, "{}", String::from_utf8_lossy(body));
+                }
+                Some(Ok(_)) => panic!("parse_checked must answer Parsed"),
+                Some(Err(e)) => assert_eq!(
+                    Err((e.code(), e.to_string())),
+                    reference,
+                    "{}",
+                    String::from_utf8_lossy(body)
+                ),
+            }
+        }
+        // The common bodies do take the one-pass path.
+        let ok = Bytes::from_static(br#"{"choices":[]}"#);
+        assert!(matches!(
+            parse_checked(200, &h, &ok, &None),
+            Some(Ok(Reply::Parsed(..)))
+        ));
+        let api = Bytes::from_static(br#"{"error":{"message":"overloaded"}}"#);
+        assert!(matches!(parse_checked(200, &h, &api, &None), Some(Err(_))));
     }
 
     #[test]
