@@ -7,7 +7,7 @@ use crate::client;
 use crate::error::{self, to_js};
 use crate::log;
 use crate::stream::NativeStream;
-use claw_llm::{CallOptions, CancellationToken, Client, LogLevel};
+use claw_llm::{CallOptions, CancellationToken, Client};
 use serde_json::{Map, Value};
 
 /// Where the call's configuration comes from.
@@ -123,9 +123,7 @@ fn prepare(target: Target, req: &mut Request, what: &str) -> claw_llm::Result<Pr
         })
     })();
     if let Err(e) = &result {
-        if level >= LogLevel::Error {
-            log::push(&claw_llm::error_line(&req.model, e));
-        }
+        claw_llm::log_failure(level, &req.model, e);
     }
     result
 }

@@ -52,9 +52,7 @@ pub(crate) fn lookup(snapshot: &str, name: &str) -> Option<String> {
 
 /// The log level a snapshot asks for, for errors raised before a client exists.
 pub(crate) fn snapshot_log_level(snapshot: &str) -> LogLevel {
-    lookup(snapshot, "LLM_LOG")
-        .and_then(|v| LogLevel::parse(&v))
-        .unwrap_or(LogLevel::Error)
+    LogLevel::from_setting(lookup(snapshot, "LLM_LOG").as_deref())
 }
 
 /// The client for this environment snapshot: cached, or configured now.

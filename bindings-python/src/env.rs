@@ -45,9 +45,7 @@ impl Snapshot {
 
     /// `LLM_LOG` of this snapshot (an invalid value counts as the default, `error`).
     pub fn log_level(&self) -> LogLevel {
-        self.lookup()("LLM_LOG")
-            .and_then(|v| LogLevel::parse(&v))
-            .unwrap_or(LogLevel::Error)
+        LogLevel::from_setting(self.lookup()("LLM_LOG").as_deref())
     }
 }
 

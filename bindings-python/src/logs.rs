@@ -49,9 +49,7 @@ pub fn push(level: LogLevel, line: &str) {
 
 /// Queues the line of a failed call when `level` lets errors through.
 pub fn push_error(level: LogLevel, model: &str, err: &claw_llm::Error) {
-    if level >= LogLevel::Error {
-        push(LogLevel::Error, &claw_llm::error_line(model, err));
-    }
+    claw_llm::log_failure(level, model, err);
 }
 
 fn levelno(level: LogLevel) -> u8 {

@@ -520,13 +520,7 @@ impl Client {
 
     fn log_failure<T>(&self, model: &str, result: &Result<T>) {
         if let Err(e) = result {
-            if !matches!(e, Error::Aborted) {
-                log::emit(
-                    self.config().log_level(),
-                    LogLevel::Error,
-                    &log::error_line(model, e),
-                );
-            }
+            log::log_failure(self.config().log_level(), model, e);
         }
     }
 

@@ -26,6 +26,12 @@ pub enum LogLevel {
 }
 
 impl LogLevel {
+    /// The level an `LLM_LOG` value asks for when no config could be built: unset or invalid
+    /// counts as the default, `error`.
+    pub fn from_setting(value: Option<&str>) -> Self {
+        value.and_then(Self::parse).unwrap_or(LogLevel::Error)
+    }
+
     /// Parses `off`, `error`, `info`, `debug` (case-insensitive; `none`/`0` mean off).
     pub fn parse(s: &str) -> Option<Self> {
         match s.trim().to_ascii_lowercase().as_str() {

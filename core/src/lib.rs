@@ -43,7 +43,7 @@ pub use config::{
     DEFAULT_TIMEOUT_MS,
 };
 pub use error::{summarize_body, Error, HttpErrorDetail, Result};
-pub use log::{error_line, set_log_sink, LogSink};
+pub use log::{error_line, log_failure, set_log_sink, LogSink};
 pub use stream::ChatStream;
 pub use tokio_util::sync::CancellationToken;
 
@@ -53,11 +53,8 @@ use serde_json::{Map, Value};
 /// process-wide connection pool. A configuration error is logged like any failed call.
 fn env_client(model: &str) -> Result<Client> {
     Client::shared_from_env().inspect_err(|e| {
-        let level = std::env::var("LLM_LOG")
-            .ok()
-            .and_then(|v| LogLevel::parse(&v))
-            .unwrap_or(LogLevel::Error);
-        log::emit(level, LogLevel::Error, &error_line(model, e));
+        let level = LogLevel::from_setting(std::env::var("LLM_LOG").ok().as_deref());
+        log_failure(level, model, e);
     })
 }
 

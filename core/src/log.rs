@@ -36,6 +36,15 @@ pub(crate) fn emit(configured: LogLevel, level: LogLevel, line: &str) {
     }
 }
 
+/// Writes the line of a failed call when `configured` lets errors through. A call cancelled by
+/// its caller (`ABORT_ERR`) is not a failure worth a line. Bindings use it for errors they raise
+/// before a client exists (bad arguments, bad environment).
+pub fn log_failure(configured: LogLevel, model: &str, err: &crate::Error) {
+    if !matches!(err, crate::Error::Aborted) {
+        emit(configured, LogLevel::Error, &error_line(model, err));
+    }
+}
+
 /// The line written once per failed call.
 pub fn error_line(model: &str, err: &crate::Error) -> String {
     format!("[LLM_Client] Error calling {model}: {err}")

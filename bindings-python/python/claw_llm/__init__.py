@@ -33,7 +33,7 @@ import weakref
 from collections import deque
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
-from . import _native
+from . import _errors, _native
 from ._errors import (
     AbortError,
     APIConnectionError,
@@ -68,23 +68,7 @@ __all__ = [
     "Client",
     "Stream",
     "AsyncStream",
-    "LLMClientError",
-    "ConfigError",
-    "APITimeoutError",
-    "APIConnectionError",
-    "APIStatusError",
-    "BadRequestError",
-    "AuthenticationError",
-    "PermissionDeniedError",
-    "NotFoundError",
-    "ConflictError",
-    "UnprocessableEntityError",
-    "RateLimitError",
-    "InternalServerError",
-    "APIError",
-    "BadResponseError",
-    "StreamError",
-    "AbortError",
+    *_errors.__all__,
 ]
 
 _native._install(_from_native, _emit)
