@@ -433,7 +433,13 @@ fn main() {
         eprintln!("usage: claw-llm-bench <claw|reqwest|async-openai> <base_url> <stream_base_url>");
         std::process::exit(2);
     }
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    // BENCH_CURRENT=1: a current-thread runtime driven by the main thread itself (no hand-off).
+    let current = std::env::var("BENCH_CURRENT").is_ok_and(|v| v == "1");
+    let mut builder = if current {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
     if let Some(n) = std::env::var("BENCH_WORKERS")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -448,6 +454,9 @@ fn main() {
     let result = peer.and_then(|peer| {
         if std::env::var("BENCH_FOREIGN").is_ok_and(|v| v == "1") {
             return foreign(&rt, peer);
+        }
+        if current {
+            return rt.block_on(run(peer));
         }
         rt.block_on(tokio::spawn(run(peer)))
             .map_err(|e| e.to_string())?
