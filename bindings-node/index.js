@@ -212,10 +212,48 @@ function link(signal) {
   return { handle, unlink: () => signal.removeEventListener('abort', onAbort) };
 }
 
+// ---------------------------------------------------------------- completions
+
+/**
+ * Chat and embeddings calls settle through one native completion queue: the native side calls
+ * `settle` with every call finished since its last call (ids negated for failures), instead of
+ * one promise bridge per call. `completions` keeps the process alive while any call is pending.
+ */
+const pending = new Map();
+let lastId = 0;
+const completions = new native.Completions(settle);
+
+function settle(ids, texts) {
+  for (let i = 0; i < ids.length; i++) {
+    const id = ids[i];
+    const p = pending.get(id < 0 ? -id : id);
+    if (p === undefined) continue;
+    pending.delete(id < 0 ? -id : id);
+    if (id > 0) p.resolve(texts[i]);
+    else p.reject(toError({ message: texts[i] }));
+  }
+  if (pending.size === 0) completions.release();
+}
+
 /** Starts one native call: `target` is a NativeClient, or null for the environment. */
 function start(target, kind, a, handle) {
-  if (target) return target[kind](a.model, a.payload, a.options, handle, a.argError);
-  return native[kind](envSnapshot(), a.model, a.payload, a.options, handle, a.argError);
+  if (kind === 'stream') {
+    if (target) return target.stream(a.model, a.payload, a.options, handle, a.argError);
+    return native.stream(envSnapshot(), a.model, a.payload, a.options, handle, a.argError);
+  }
+  return new Promise((resolve, reject) => {
+    const id = ++lastId;
+    if (pending.size === 0) completions.hold();
+    pending.set(id, { resolve, reject });
+    try {
+      if (target) target[kind](completions, id, a.model, a.payload, a.options, handle, a.argError);
+      else native[kind](completions, id, envSnapshot(), a.model, a.payload, a.options, handle, a.argError);
+    } catch (e) {
+      pending.delete(id);
+      if (pending.size === 0) completions.release();
+      reject(e);
+    }
+  });
 }
 
 async function run(target, kind, model, payload, options) {
@@ -259,6 +297,7 @@ class ChatStream {
   #error = null;
   #thrown = false;
   #reading = null;
+  #ahead = null;
 
   constructor(nativeStream, linked) {
     this.#native = nativeStream;
@@ -327,13 +366,24 @@ class ChatStream {
     return this.#reading;
   }
 
+  /**
+   * Takes the next batch. The read after it starts at once, so the native side decodes the
+   * next batch while JS parses this one (one batch of read-ahead at most).
+   */
   async #read() {
     try {
-      const batch = await this.#native.nextBatch(BATCH);
+      const ahead = this.#ahead || this.#native.nextBatch(BATCH);
+      this.#ahead = null;
+      const batch = await ahead;
       if (batch.length === 0) this.#finish(null);
       else {
         this.#buf = batch;
         this.#pos = 0;
+        if (!this.#done) {
+          this.#ahead = this.#native.nextBatch(BATCH);
+          // Settled by the next #read; a stream abandoned after `return()` never reads it.
+          this.#ahead.catch(() => {});
+        }
       }
     } catch (e) {
       this.#finish(toError(e));

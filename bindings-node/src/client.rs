@@ -8,6 +8,7 @@
 
 use crate::call::{self, Target};
 use crate::cancel::CancelHandle;
+use crate::completions::Completions;
 use crate::error;
 use crate::stream::NativeStream;
 use claw_llm::{Client, Config, ConfigBuilder, LogLevel};
@@ -171,17 +172,19 @@ impl NativeClient {
 
     /// Like the free `call`, with this client's configuration.
     #[napi]
-    pub fn call<'e>(
+    #[allow(clippy::too_many_arguments)]
+    pub fn call(
         &self,
-        env: &'e Env,
+        done: &Completions,
+        id: i64,
         model: String,
         messages_json: String,
         options_json: String,
         cancel: Option<&CancelHandle>,
         arg_error: Option<String>,
-    ) -> napi::Result<PromiseRaw<'e, String>> {
+    ) {
         let req = call::Request::new(model, messages_json, options_json, cancel, arg_error);
-        env.spawn_future(call::chat(Target::Client(self.client.clone()), req))
+        done.spawn(id, call::chat(Target::Client(self.client.clone()), req));
     }
 
     /// Like the free `stream`, with this client's configuration.
@@ -201,17 +204,19 @@ impl NativeClient {
 
     /// Like the free `embed`, with this client's configuration.
     #[napi]
-    pub fn embed<'e>(
+    #[allow(clippy::too_many_arguments)]
+    pub fn embed(
         &self,
-        env: &'e Env,
+        done: &Completions,
+        id: i64,
         model: String,
         input_json: String,
         options_json: String,
         cancel: Option<&CancelHandle>,
         arg_error: Option<String>,
-    ) -> napi::Result<PromiseRaw<'e, String>> {
+    ) {
         let req = call::Request::new(model, input_json, options_json, cancel, arg_error);
-        env.spawn_future(call::embed(Target::Client(self.client.clone()), req))
+        done.spawn(id, call::embed(Target::Client(self.client.clone()), req));
     }
 }
 

@@ -11,17 +11,36 @@
 mod call;
 mod cancel;
 mod client;
+mod completions;
 mod error;
 mod log;
 mod stream;
 
 pub use cancel::CancelHandle;
 pub use client::NativeClient;
+pub use completions::Completions;
 pub use stream::NativeStream;
 
 use napi::bindgen_prelude::PromiseRaw;
 use napi::Env;
 use napi_derive::napi;
+
+/// Every call runs on one tokio worker thread instead of napi's default of one per core. The JS
+/// thread is the only producer of calls, and one worker keeps up with it (in `tests/bench`, at
+/// 64 in flight, the worker is busy about 60 % of the time); each further worker only adds
+/// cross-thread wake-ups, which cost more CPU than they save (see BENCHMARKS.md). When the
+/// runtime cannot be built here, napi builds its default one on first use.
+#[napi_derive::module_init]
+fn init() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name("claw-llm")
+        .enable_all()
+        .build();
+    if let Ok(rt) = rt {
+        napi::bindgen_prelude::create_custom_tokio_runtime(rt);
+    }
+}
 
 /// The environment variables the core reads, in the order `index.js` sends their values.
 #[napi]
@@ -30,20 +49,21 @@ pub fn env_keys() -> Vec<&'static str> {
 }
 
 /// `callSpecificModel` without `stream: true`, configured from an environment snapshot (the
-/// values of [`env_keys`] joined by NUL). Resolves to the response body text.
+/// values of [`env_keys`] joined by NUL). The body text arrives through `done` under `id`.
 #[napi]
 #[allow(clippy::too_many_arguments)]
-pub fn call<'e>(
-    env: &'e Env,
+pub fn call(
+    done: &Completions,
+    id: i64,
     env_snapshot: String,
     model: String,
     messages_json: String,
     options_json: String,
     cancel: Option<&CancelHandle>,
     arg_error: Option<String>,
-) -> napi::Result<PromiseRaw<'e, String>> {
+) {
     let req = call::Request::new(model, messages_json, options_json, cancel, arg_error);
-    env.spawn_future(call::chat(call::Target::Env(env_snapshot), req))
+    done.spawn(id, call::chat(call::Target::Env(env_snapshot), req));
 }
 
 /// `callSpecificModel` with `stream: true`: resolves to a [`NativeStream`] once the head arrived.
@@ -62,20 +82,22 @@ pub fn stream<'e>(
     env.spawn_future(call::stream(call::Target::Env(env_snapshot), req))
 }
 
-/// `embed`, configured from an environment snapshot. Resolves to the response body text.
+/// `embed`, configured from an environment snapshot. The body text arrives through `done`
+/// under `id`.
 #[napi]
 #[allow(clippy::too_many_arguments)]
-pub fn embed<'e>(
-    env: &'e Env,
+pub fn embed(
+    done: &Completions,
+    id: i64,
     env_snapshot: String,
     model: String,
     input_json: String,
     options_json: String,
     cancel: Option<&CancelHandle>,
     arg_error: Option<String>,
-) -> napi::Result<PromiseRaw<'e, String>> {
+) {
     let req = call::Request::new(model, input_json, options_json, cancel, arg_error);
-    env.spawn_future(call::embed(call::Target::Env(env_snapshot), req))
+    done.spawn(id, call::embed(call::Target::Env(env_snapshot), req));
 }
 
 /// Log lines written since the last drain (`None` when there are none).

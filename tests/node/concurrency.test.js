@@ -65,3 +65,26 @@ test('1000 quick calls share the pool (few connections)', () =>
     const opened = (await gw.stats()).total_connections - before;
     assert.ok(opened <= 150, `${opened} connections opened for 1000 calls`);
   }));
+
+test('a pending call keeps the process alive; once every call settled it exits by itself', async () => {
+  // Calls settle through one shared native completion queue (bindings-node/src/completions.rs)
+  // that holds the event loop only while a call is pending: the child must neither exit before
+  // its answers nor hang after them.
+  const { execFile } = require('node:child_process');
+  const path = require('node:path');
+  const child = `
+    const llm = require(${JSON.stringify(path.resolve(__dirname, '..', '..'))});
+    const user = [{ role: 'user', content: 'late' }];
+    llm.callSpecificModel('mock-slow:ms=300', user).then((r) => console.log('ok', r.choices[0].message.content));
+    llm.callSpecificModel('mock-err-oneapi:status=400', user).catch((e) => console.log('failed', e.code, e.status));`;
+  const env = { ...process.env, LLM_BASE_URL: gw.url, LLM_API_KEY: KEY, LLM_MAX_RETRIES: '0', LLM_LOG: 'off' };
+  const t0 = Date.now();
+  const { code, stdout } = await new Promise((resolve) => {
+    execFile(process.execPath, ['-e', child], { env, timeout: 10_000 }, (error, out) =>
+      resolve({ code: error ? error.code ?? error.signal : 0, stdout: out }),
+    );
+  });
+  assert.equal(code, 0);
+  assert.deepEqual(stdout.trim().split('\n').sort(), ['failed LLM_HTTP_ERROR 400', 'ok echo: late']);
+  assert.ok(Date.now() - t0 < 5000, `the child took ${Date.now() - t0} ms to exit`);
+});
