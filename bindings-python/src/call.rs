@@ -135,23 +135,20 @@ impl Request {
                 .stream(&model, payload, params, opts)
                 .await
                 .map(|s| Outcome::Stream(Box::new(s))),
+            // The core checks and parses the body in one pass (see `claw_llm::Client::embed`).
             Kind::Chat => client
-                .call_specific_model_raw(&model, payload, params, opts)
+                .call_specific_model(&model, payload, params, opts)
                 .await
-                .and_then(|r| r.json())
                 .map(Outcome::Json),
             Kind::Embed => client
-                .embed_raw(&model, payload, params, opts)
+                .embed(&model, payload, params, opts)
                 .await
-                .and_then(|r| r.json())
                 .map(Outcome::Json),
-            Kind::EmbedVectors => match client.embed_raw(&model, payload, params, opts).await {
-                Ok(raw) => raw
-                    .json()
-                    .and_then(|v| claw_llm::embeddings::vectors(&v))
-                    .map(Outcome::Vectors),
-                Err(e) => Err(e),
-            },
+            Kind::EmbedVectors => client
+                .embed(&model, payload, params, opts)
+                .await
+                .and_then(|v| claw_llm::embeddings::vectors(&v))
+                .map(Outcome::Vectors),
         };
         out.map_err(Failure::Core)
     }

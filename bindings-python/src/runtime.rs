@@ -19,13 +19,12 @@ pub fn get() -> std::io::Result<Arc<Runtime>> {
             return Ok(rt.clone());
         }
     }
-    let workers = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(2)
-        .clamp(1, 4);
+    // One worker: Python threads (one at a time, under the GIL) are the only producers of calls,
+    // and one worker keeps up with them; each further worker only adds cross-thread wake-ups
+    // that cost more CPU per call than they save (measured in tests/bench, see BENCHMARKS.md).
     let rt = Arc::new(
         tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(workers)
+            .worker_threads(1)
             .thread_name("claw-llm")
             .enable_all()
             .build()?,
