@@ -210,7 +210,9 @@ pub fn start(
 }
 
 /// Raises like a sync or async call whose Rust code panics (`where_`: `"call"` panics on the
-/// calling thread, `"task"` inside a runtime task). Proves no panic crosses into Python.
+/// calling thread, `"task"` inside a runtime task). Proves no panic crosses into Python. Only
+/// built with the `test-panic` feature.
+#[cfg(feature = "test-panic")]
 #[pyfunction]
 #[pyo3(signature = (where_, notifier=None))]
 pub fn _force_panic_for_tests(

@@ -42,6 +42,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_install, m)?)?;
     m.add_function(wrap_pyfunction!(call::call, m)?)?;
     m.add_function(wrap_pyfunction!(call::start, m)?)?;
+    #[cfg(feature = "test-panic")]
     m.add_function(wrap_pyfunction!(call::_force_panic_for_tests, m)?)?;
     m.add_class::<client::NativeClient>()?;
     m.add_class::<stream::NativeStream>()?;

@@ -10,7 +10,6 @@ __all__ = [
     "Notifier",
     "PANIC_CODE",
     "__version__",
-    "_force_panic_for_tests",
     "_install",
     "call",
     "start",
@@ -27,8 +26,6 @@ def call(client: NativeClient | None, model: Any, payload: str, kind: int) -> di
 
 def start(notifier: Notifier, client: NativeClient | None, model: Any, payload: str, kind: int) -> Handle:
     """Starts a request for asyncio; the outcome arrives through ``notifier``."""
-
-def _force_panic_for_tests(where_: str, notifier: Notifier | None = None) -> Handle | None: ...
 
 @final
 class NativeClient:
