@@ -3,8 +3,10 @@
 //! The hand-written JS layer (`bindings-node/index.js`) is the public API; this module only
 //! converts. Messages and options cross as JSON strings and response bodies come back as
 //! strings, so a call crosses the boundary once each way and JSON is parsed by V8. Every I/O
-//! runs on napi's one tokio runtime, never on the JS thread. Errors cross as a marked JSON
-//! message (see `error.rs`) that the JS layer turns into a real `Error` with `code`, `status`…
+//! runs on a one-worker tokio runtime (see [`init`]), never on the JS thread; finished chat and
+//! embeddings calls come back through one completion queue (`completions.rs`). Errors cross as
+//! a marked JSON message (see `error.rs`) that the JS layer turns into a real `Error` with
+//! `code`, `status`…
 //! Log lines are queued (see `log.rs`) and written by the JS layer through `console.error`.
 #![deny(clippy::unwrap_used)]
 
