@@ -226,9 +226,10 @@ const completions = new native.Completions(settle);
 function settle(ids, texts) {
   for (let i = 0; i < ids.length; i++) {
     const id = ids[i];
-    const p = pending.get(id < 0 ? -id : id);
+    const key = Math.abs(id);
+    const p = pending.get(key);
     if (p === undefined) continue;
-    pending.delete(id < 0 ? -id : id);
+    pending.delete(key);
     if (id > 0) p.resolve(texts[i]);
     else p.reject(toError({ message: texts[i] }));
   }

@@ -19,22 +19,8 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::sync::Mutex;
 
-/// Every variable the core's configuration reads (CONTRACT §2), in the order of a snapshot.
-pub(crate) const ENV_KEYS: &[&str] = &[
-    "LLM_BASE_URL",
-    "OPENAI_BASE_URL",
-    "OPENAI_API_BASE",
-    "LLM_API_KEY",
-    "OPENAI_API_KEY",
-    "LLM_CHAT_URL",
-    "LLM_MODEL_ID",
-    "EMBEDDING_MODEL_ID",
-    "EMBEDDING_DIMS",
-    "LLM_TIMEOUT_MS",
-    "LLM_MAX_RETRIES",
-    "LLM_LOG",
-    "LLM_MAX_RESPONSE_BYTES",
-];
+// Every variable the core's configuration reads (CONTRACT §2), in the order of a snapshot.
+pub(crate) use claw_llm::ENV_NAMES as ENV_KEYS;
 
 /// Distinct environments kept (a skill switching gateways back and forth keeps its pools).
 const CACHE_SIZE: usize = 8;
@@ -223,7 +209,6 @@ impl NativeClient {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::cell::RefCell;
 
     fn snapshot(pairs: &[(&str, &str)]) -> String {
         ENV_KEYS
@@ -231,38 +216,6 @@ mod tests {
             .map(|k| pairs.iter().find(|(n, _)| n == k).map_or("", |(_, v)| *v))
             .collect::<Vec<_>>()
             .join("\0")
-    }
-
-    /// Every name the core's configuration asks for must be in the snapshot, or a skill's
-    /// `process.env` setting would silently be ignored.
-    #[test]
-    fn env_keys_cover_every_variable_the_core_reads() {
-        let asked = RefCell::new(Vec::<String>::new());
-        fn record<'a>(
-            asked: &'a RefCell<Vec<String>>,
-            base: Option<&'static str>,
-        ) -> impl Fn(&str) -> Option<String> + 'a {
-            move |name: &str| {
-                asked.borrow_mut().push(name.to_string());
-                base.filter(|_| name == "OPENAI_API_BASE")
-                    .map(str::to_string)
-            }
-        }
-        // No base URL: every base name is asked. A base URL only under its last name: every
-        // key name is asked. Explicit base and key: every other name is asked.
-        let _ = Config::builder().build_with(record(&asked, None));
-        let _ = Config::builder().build_with(record(&asked, Some("http://h")));
-        let _ = Config::builder()
-            .base_url("http://h")
-            .api_key("k")
-            .build_with(record(&asked, None));
-        for name in asked.borrow().iter() {
-            assert!(
-                ENV_KEYS.contains(&name.as_str()),
-                "{name} is not in ENV_KEYS"
-            );
-        }
-        assert!(asked.borrow().iter().any(|n| n == "LLM_MAX_RESPONSE_BYTES"));
     }
 
     #[test]

@@ -11,22 +11,8 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyBytes, PyDict, PyString};
 use std::sync::{Mutex, PoisonError};
 
-/// Every variable the core's configuration reads.
-pub const NAMES: [&str; 13] = [
-    "LLM_BASE_URL",
-    "OPENAI_BASE_URL",
-    "OPENAI_API_BASE",
-    "LLM_API_KEY",
-    "OPENAI_API_KEY",
-    "LLM_CHAT_URL",
-    "LLM_MODEL_ID",
-    "EMBEDDING_MODEL_ID",
-    "EMBEDDING_DIMS",
-    "LLM_TIMEOUT_MS",
-    "LLM_MAX_RETRIES",
-    "LLM_LOG",
-    "LLM_MAX_RESPONSE_BYTES",
-];
+// Every variable the core's configuration reads.
+use claw_llm::ENV_NAMES as NAMES;
 
 /// Values of [`NAMES`], in order, as `os.environ` has them now.
 #[derive(Clone, PartialEq, Eq)]

@@ -37,7 +37,7 @@ fn _install(error_factory: Py<PyAny>, log_emitter: Py<PyAny>) {
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     logs::install_sink();
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
-    m.add("ENV_NAMES", env::NAMES.to_vec())?;
+    m.add("ENV_NAMES", claw_llm::ENV_NAMES.to_vec())?;
     m.add("PANIC_CODE", errors::PANIC_CODE)?;
     m.add_function(wrap_pyfunction!(_install, m)?)?;
     m.add_function(wrap_pyfunction!(call::call, m)?)?;

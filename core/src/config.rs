@@ -12,6 +12,26 @@ pub const DEFAULT_MAX_RETRIES: u32 = 2;
 /// Default cap on a response body (and on one SSE event), in bytes.
 pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 64 * 1024 * 1024;
 
+/// Every environment variable the configuration reads (CONTRACT §2), in a fixed order.
+/// Bindings that snapshot their language's environment (Node's `process.env`, Python's
+/// `os.environ`) send exactly these; a unit test checks that [`ConfigBuilder::build_with`] asks
+/// for nothing else.
+pub const ENV_NAMES: &[&str] = &[
+    "LLM_BASE_URL",
+    "OPENAI_BASE_URL",
+    "OPENAI_API_BASE",
+    "LLM_API_KEY",
+    "OPENAI_API_KEY",
+    "LLM_CHAT_URL",
+    "LLM_MODEL_ID",
+    "EMBEDDING_MODEL_ID",
+    "EMBEDDING_DIMS",
+    "LLM_TIMEOUT_MS",
+    "LLM_MAX_RETRIES",
+    "LLM_LOG",
+    "LLM_MAX_RESPONSE_BYTES",
+];
+
 /// How much the client writes to its log sink (`LLM_LOG`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum LogLevel {
@@ -389,6 +409,41 @@ fn parse_env<T: std::str::FromStr>(
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    /// Every name `build_with` asks for is in [`ENV_NAMES`], or a binding's snapshot of its
+    /// language's environment would silently drop a setting.
+    #[test]
+    fn env_names_cover_every_variable_the_configuration_reads() {
+        let asked = std::cell::RefCell::new(Vec::<String>::new());
+        fn record<'a>(
+            asked: &'a std::cell::RefCell<Vec<String>>,
+            base: Option<&'static str>,
+        ) -> impl Fn(&str) -> Option<String> + 'a {
+            move |name: &str| {
+                asked.borrow_mut().push(name.to_string());
+                base.filter(|_| name == "OPENAI_API_BASE")
+                    .map(str::to_string)
+            }
+        }
+        // No base URL: every base name is asked. A base URL only under its last name: every
+        // key name is asked. Explicit base and key: every other name is asked.
+        let _ = Config::builder().build_with(record(&asked, None));
+        let _ = Config::builder().build_with(record(&asked, Some("http://h")));
+        let _ = Config::builder()
+            .base_url("http://h")
+            .api_key("k")
+            .build_with(record(&asked, None));
+        let asked = asked.into_inner();
+        for name in &asked {
+            assert!(
+                ENV_NAMES.contains(&name.as_str()),
+                "{name} is not in ENV_NAMES"
+            );
+        }
+        for name in ENV_NAMES {
+            assert!(asked.iter().any(|n| n == name), "{name} is never read");
+        }
+    }
 
     fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
         let map: HashMap<String, String> = pairs

@@ -40,7 +40,7 @@ pub use accumulate::Accumulator;
 pub use client::{CallOptions, Client, RawResponse, CONNECT_TIMEOUT};
 pub use config::{
     ApiKey, Config, ConfigBuilder, LogLevel, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RETRIES,
-    DEFAULT_TIMEOUT_MS,
+    DEFAULT_TIMEOUT_MS, ENV_NAMES,
 };
 pub use error::{summarize_body, Error, HttpErrorDetail, Result};
 pub use log::{error_line, log_failure, set_log_sink, LogSink};

@@ -13,23 +13,12 @@ from pathlib import Path
 
 import pytest
 
+from claw_llm import _native
+
 ROOT = Path(__file__).resolve().parents[2]
 KEY = "sk-test"
-CONFIG_VARS = (
-    "LLM_BASE_URL",
-    "OPENAI_BASE_URL",
-    "OPENAI_API_BASE",
-    "LLM_API_KEY",
-    "OPENAI_API_KEY",
-    "LLM_CHAT_URL",
-    "LLM_MODEL_ID",
-    "EMBEDDING_MODEL_ID",
-    "EMBEDDING_DIMS",
-    "LLM_TIMEOUT_MS",
-    "LLM_MAX_RETRIES",
-    "LLM_LOG",
-    "LLM_MAX_RESPONSE_BYTES",
-)
+# Every variable the core's configuration reads (claw_llm::ENV_NAMES).
+CONFIG_VARS = tuple(_native.ENV_NAMES)
 USER = [{"role": "user", "content": "hi"}]
 
 # The mock's control routes are on loopback: never through a proxy.
