@@ -373,7 +373,7 @@ impl ConfigBuilder {
             }
         };
         for (name, value) in &self.headers {
-            crate::client::validate_header(name, value)?;
+            validate_header(name, value)?;
         }
 
         Ok(Config {
@@ -391,6 +391,15 @@ impl ConfigBuilder {
             max_response_bytes,
         })
     }
+}
+
+/// Checks a header name and value can go on the wire.
+pub(crate) fn validate_header(name: &str, value: &str) -> Result<()> {
+    reqwest::header::HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| Error::config(format!("invalid header name {name:?}")))?;
+    reqwest::header::HeaderValue::from_str(value)
+        .map_err(|_| Error::config(format!("invalid value for header {name:?}")))?;
+    Ok(())
 }
 
 fn parse_env<T: std::str::FromStr>(
