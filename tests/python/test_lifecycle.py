@@ -186,10 +186,14 @@ def test_forked_child_fails_an_async_call_its_parent_started(gateway):
 def _pythons() -> list[str]:
     """This Python, plus 3.12 and 3.13 when installed (the native module is abi3)."""
     found = [sys.executable]
-    for name in ("python3.12", "python3.13"):
-        exe = shutil.which(name)
-        if exe and subprocess.run([exe, "-c", "pass"], capture_output=True).returncode == 0:
-            found.append(exe)
+    pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+    for minor in ("3.12", "3.13"):
+        candidates = [shutil.which(f"python{minor}")]
+        candidates += [str(p) for p in sorted(pyenv.glob(f"{minor}.*/bin/python{minor}"))]
+        for exe in filter(None, candidates):
+            if subprocess.run([exe, "-c", "pass"], capture_output=True).returncode == 0:
+                found.append(exe)
+                break
     return found
 
 
@@ -215,7 +219,7 @@ print("main:", reply["choices"][0]["message"]["content"])
 """
 
 
-@pytest.mark.parametrize("python", _pythons(), ids=lambda p: os.path.basename(p))
+@pytest.mark.parametrize("python", _pythons(), ids=lambda p: Path(p).name)
 def test_subinterpreter_import_fails_cleanly_and_main_keeps_working(gateway, python):
     package = str(Path(claw_llm.__file__).resolve().parents[1])
     env = dict(

@@ -27,19 +27,12 @@ Log lines go to ``logging.getLogger("claw_llm")``. ``claw_llm.mem0`` plugs the c
 
 from __future__ import annotations
 
-import asyncio
-import atexit
-import json
-import os
-import weakref
-from collections import deque
-from typing import Any, Callable, Iterator, Mapping, Sequence
-
 
 def _refuse_subinterpreters() -> None:
     """The native module keeps process-wide state (one runtime, one log queue) and PyO3 binds it
     to the first interpreter that loads it: loaded in a subinterpreter first, it would refuse
-    the main interpreter for the rest of the process. So a subinterpreter never loads it."""
+    the main interpreter for the rest of the process. So a subinterpreter never loads it (nor
+    anything else: this runs before the package's own imports)."""
     for name in ("_interpreters", "_xxsubinterpreters"):
         try:
             interpreters = __import__(name)
@@ -59,7 +52,17 @@ def _refuse_subinterpreters() -> None:
 
 _refuse_subinterpreters()
 
-from . import _errors, _native  # noqa: E402
+# The package's imports, after the check above.
+import asyncio
+import atexit
+import json
+import os
+import weakref
+from collections import deque
+from typing import Any, Callable, Iterator, Mapping, Sequence
+
+
+from . import _errors, _native
 from ._errors import (
     AbortError,
     APIConnectionError,
