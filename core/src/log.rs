@@ -82,3 +82,29 @@ pub fn log_failure(configured: LogLevel, model: &str, err: &crate::Error) {
 pub fn error_line(model: &str, err: &crate::Error) -> String {
     format!("[LLM_Client] Error calling {model}: {err}")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[tokio::test]
+    async fn a_scoped_sink_gets_the_lines_of_its_scope_only() {
+        let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+        let into = seen.clone();
+        let sink: LogSink = Arc::new(move |_, line: &str| {
+            if let Ok(mut v) = into.lock() {
+                v.push(line.to_string());
+            }
+        });
+        let scoped = with_log_sink(sink, async {
+            emit(LogLevel::Error, LogLevel::Error, "inside");
+            emit(LogLevel::Error, LogLevel::Debug, "filtered by level");
+            call_sink().is_some()
+        });
+        assert!(scoped.await);
+        assert!(call_sink().is_none());
+        let lines = seen.lock().map(|v| v.clone()).unwrap_or_default();
+        assert_eq!(lines, ["inside"]);
+    }
+}

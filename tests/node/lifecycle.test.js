@@ -63,6 +63,8 @@ test('terminating a worker cancels its calls and streams at once', async () => {
   const run = runNode(
     `
     const { Worker } = require('node:worker_threads');
+    // The main thread loads claw-llm too: the process (and its runtime) outlives the worker.
+    require(process.env.CLAW_PACKAGE);
     const w = new Worker(\`
       const { parentPort } = require('node:worker_threads');
       const llm = require(process.env.CLAW_PACKAGE);
