@@ -5,10 +5,11 @@
 use crate::cancel::CancelHandle;
 use crate::client;
 use crate::error::{self, to_js};
-use crate::log;
+use crate::runtime::{self, Scope};
 use crate::stream::NativeStream;
 use claw_llm::{CallOptions, CancellationToken, Client};
 use serde_json::{Map, Value};
+use std::sync::Arc;
 
 /// Where the call's configuration comes from.
 pub(crate) enum Target {
@@ -25,6 +26,8 @@ pub(crate) struct Request {
     options_json: String,
     cancel: Option<CancellationToken>,
     arg_error: Option<String>,
+    /// The JS environment that made the call: its log queue receives the call's lines.
+    scope: Arc<Scope>,
 }
 
 impl Request {
@@ -37,14 +40,15 @@ impl Request {
         cancel: Option<&CancelHandle>,
         arg_error: Option<String>,
     ) -> Self {
-        // Every call starts here, so the core's log lines reach the queue from the first call.
-        log::install();
+        // Called on the JS thread: the environment's scope, whose teardown cancels the call.
+        // A signal's handle descends from the same scope (see `CancelHandle::new`).
         Request {
             model,
             payload_json,
             options_json,
-            cancel: cancel.map(|c| c.token.clone()),
+            cancel: Some(cancel.map_or_else(runtime::call_token, |c| c.token.clone())),
             arg_error,
+            scope: runtime::scope(),
         }
     }
 }
@@ -135,7 +139,8 @@ fn body_text(body: bytes::Bytes) -> String {
 
 /// A non-streamed chat completion; resolves to the body text.
 pub(crate) async fn chat(target: Target, mut req: Request) -> napi::Result<String> {
-    error::guard(async move {
+    let sink = req.scope.logs.sink();
+    let fut = error::guard(async move {
         let p = prepare(target, &mut req, "messages").map_err(|e| to_js(&e))?;
         let raw = p
             .client
@@ -143,13 +148,14 @@ pub(crate) async fn chat(target: Target, mut req: Request) -> napi::Result<Strin
             .await
             .map_err(|e| to_js(&e))?;
         Ok(body_text(raw.body))
-    })
-    .await
+    });
+    claw_llm::with_log_sink(sink, fut).await
 }
 
 /// A streamed chat completion; resolves once the head arrived.
 pub(crate) async fn stream(target: Target, mut req: Request) -> napi::Result<NativeStream> {
-    error::guard(async move {
+    let sink = req.scope.logs.sink();
+    let fut = error::guard(async move {
         let p = prepare(target, &mut req, "messages").map_err(|e| to_js(&e))?;
         let s = p
             .client
@@ -157,13 +163,14 @@ pub(crate) async fn stream(target: Target, mut req: Request) -> napi::Result<Nat
             .await
             .map_err(|e| to_js(&e))?;
         Ok(NativeStream::new(s))
-    })
-    .await
+    });
+    claw_llm::with_log_sink(sink, fut).await
 }
 
 /// Embeddings; resolves to the body text.
 pub(crate) async fn embed(target: Target, mut req: Request) -> napi::Result<String> {
-    error::guard(async move {
+    let sink = req.scope.logs.sink();
+    let fut = error::guard(async move {
         let p = prepare(target, &mut req, "input").map_err(|e| to_js(&e))?;
         let raw = p
             .client
@@ -171,8 +178,8 @@ pub(crate) async fn embed(target: Target, mut req: Request) -> napi::Result<Stri
             .await
             .map_err(|e| to_js(&e))?;
         Ok(body_text(raw.body))
-    })
-    .await
+    });
+    claw_llm::with_log_sink(sink, fut).await
 }
 
 #[cfg(test)]

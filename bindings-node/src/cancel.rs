@@ -5,8 +5,9 @@ use napi_derive::napi;
 
 /// Cancels the call (and its stream) it was passed to. `index.js` creates one per call that
 /// has a `signal` and calls [`CancelHandle::cancel`] from the signal's `abort` event.
+/// The handle's token descends from its JS environment's, so tearing the environment down
+/// cancels it too.
 #[napi]
-#[derive(Default)]
 pub struct CancelHandle {
     pub(crate) token: CancellationToken,
 }
@@ -15,8 +16,11 @@ pub struct CancelHandle {
 impl CancelHandle {
     /// A handle that is not cancelled yet.
     #[napi(constructor)]
+    #[allow(clippy::new_without_default)]
     pub fn new() -> Self {
-        Self::default()
+        CancelHandle {
+            token: crate::runtime::call_token(),
+        }
     }
 
     /// Cancels: the pending call or stream read fails with `ABORT_ERR`.

@@ -185,7 +185,7 @@ impl NativeClient {
         arg_error: Option<String>,
     ) -> napi::Result<PromiseRaw<'e, NativeStream>> {
         let req = call::Request::new(model, messages_json, options_json, cancel, arg_error);
-        env.spawn_future(call::stream(Target::Client(self.client.clone()), req))
+        crate::runtime::promise(env, call::stream(Target::Client(self.client.clone()), req))
     }
 
     /// Like the free `embed`, with this client's configuration.

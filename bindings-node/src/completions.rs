@@ -11,6 +11,7 @@
 //! `release`, which `index.js` calls when its count of pending calls leaves and reaches zero.
 
 use crate::error;
+use crate::runtime;
 use napi::bindgen_prelude::{FnArgs, Function, Unknown};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Status};
@@ -46,8 +47,12 @@ impl Completions {
     /// `on_done(ids, texts)` is called on the JS thread with every call finished since its last
     /// call: `ids[i] > 0` resolved with body text `texts[i]`, `ids[i] < 0` failed with the marked
     /// error message `texts[i]`.
+    ///
+    /// Made once per JS environment when `index.js` loads: it also opens the environment's
+    /// scope (cancellation at teardown, its own log queue; see `runtime.rs`).
     #[napi(constructor)]
-    pub fn new(on_done: Function<'_, Batch, Unknown<'static>>) -> napi::Result<Self> {
+    pub fn new(env: Env, on_done: Function<'_, Batch, Unknown<'static>>) -> napi::Result<Self> {
+        runtime::enter(&env)?;
         let queue = Arc::new(Queue::default());
         let source = queue.clone();
         let wake = on_done
@@ -93,24 +98,33 @@ impl Completions {
     {
         let queue = self.queue.clone();
         let wake = self.wake.clone();
-        napi::bindgen_prelude::spawn(async move {
-            let (id, text) = match error::guard(fut).await {
-                Ok(body) => (id, body),
-                Err(e) => (-id, e.reason),
-            };
-            let first = {
-                let mut done = queue.lock();
-                done.0.push(id);
-                done.1.push(text);
-                done.0.len() == 1
-            };
-            if first {
-                // Fails only while the JS environment shuts down; nobody is left to tell.
-                let _ = wake
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .call((), ThreadsafeFunctionCallMode::NonBlocking);
-            }
+        let started = runtime::spawn(async move {
+            let outcome = error::guard(fut).await;
+            finish(&queue, &wake, id, outcome);
         });
+        if let Err(e) = started {
+            finish(&self.queue, &self.wake, id, Err(e));
+        }
+    }
+}
+
+/// Queues a call's outcome and wakes the JS thread when the queue was empty.
+fn finish(queue: &Queue, wake: &Mutex<Wake>, id: i64, outcome: napi::Result<String>) {
+    let (id, text) = match outcome {
+        Ok(body) => (id, body),
+        Err(e) => (-id, e.reason),
+    };
+    let first = {
+        let mut done = queue.lock();
+        done.0.push(id);
+        done.1.push(text);
+        done.0.len() == 1
+    };
+    if first {
+        // Fails only while the JS environment shuts down; nobody is left to tell.
+        let _ = wake
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .call((), ThreadsafeFunctionCallMode::NonBlocking);
     }
 }

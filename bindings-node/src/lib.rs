@@ -3,7 +3,7 @@
 //! The hand-written JS layer (`bindings-node/index.js`) is the public API; this module only
 //! converts. Messages and options cross as JSON strings and response bodies come back as
 //! strings, so a call crosses the boundary once each way and JSON is parsed by V8. Every I/O
-//! runs on a one-worker tokio runtime (see [`init`]), never on the JS thread; finished chat and
+//! runs on a one-worker tokio runtime (see `runtime.rs`), never on the JS thread; finished chat and
 //! embeddings calls come back through one completion queue (`completions.rs`). Errors cross as
 //! a marked JSON message (see `error.rs`) that the JS layer turns into a real `Error` with
 //! `code`, `status`…
@@ -16,6 +16,7 @@ mod client;
 mod completions;
 mod error;
 mod log;
+mod runtime;
 mod stream;
 
 pub use cancel::CancelHandle;
@@ -26,23 +27,6 @@ pub use stream::NativeStream;
 use napi::bindgen_prelude::PromiseRaw;
 use napi::Env;
 use napi_derive::napi;
-
-/// Every call runs on one tokio worker thread instead of napi's default of one per core. The JS
-/// thread is the only producer of calls, and one worker keeps up with it (in `tests/bench`, at
-/// 64 in flight, the worker is busy about 60 % of the time); each further worker only adds
-/// cross-thread wake-ups, which cost more CPU than they save (see BENCHMARKS.md). When the
-/// runtime cannot be built here, napi builds its default one on first use.
-#[napi_derive::module_init]
-fn init() {
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name("claw-llm")
-        .enable_all()
-        .build();
-    if let Ok(rt) = rt {
-        napi::bindgen_prelude::create_custom_tokio_runtime(rt);
-    }
-}
 
 /// The environment variables the core reads, in the order `index.js` sends their values.
 #[napi]
@@ -81,7 +65,7 @@ pub fn stream<'e>(
     arg_error: Option<String>,
 ) -> napi::Result<PromiseRaw<'e, NativeStream>> {
     let req = call::Request::new(model, messages_json, options_json, cancel, arg_error);
-    env.spawn_future(call::stream(call::Target::Env(env_snapshot), req))
+    runtime::promise(env, call::stream(call::Target::Env(env_snapshot), req))
 }
 
 /// `embed`, configured from an environment snapshot. The body text arrives through `done`
@@ -105,7 +89,7 @@ pub fn embed(
 /// Log lines written since the last drain (`None` when there are none).
 #[napi]
 pub fn drain_logs() -> Option<Vec<String>> {
-    log::drain()
+    runtime::scope().logs.drain()
 }
 
 /// Panics inside the binding on purpose (synchronously, or inside a future when `in_future`),
@@ -118,15 +102,18 @@ pub fn force_panic_for_tests<'e>(
     in_future: bool,
 ) -> napi::Result<PromiseRaw<'e, String>> {
     if in_future {
-        env.spawn_future(error::guard(async {
-            claw_llm::force_panic_for_tests();
-            Ok(String::new())
-        }))
+        runtime::promise(
+            env,
+            error::guard(async {
+                claw_llm::force_panic_for_tests();
+                Ok(String::new())
+            }),
+        )
     } else {
         error::guard_sync(|| {
             claw_llm::force_panic_for_tests();
             Ok(())
         })?;
-        env.spawn_future(async { Ok(String::new()) })
+        runtime::promise(env, async { Ok(String::new()) })
     }
 }

@@ -1,11 +1,12 @@
 //! The native half of a stream: chunks cross into JS in batches of raw JSON text.
 
 use crate::error::{self, to_js};
+use crate::runtime;
 use claw_llm::{CancellationToken, ChatStream};
 use napi::bindgen_prelude::PromiseRaw;
 use napi::Env;
 use napi_derive::napi;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use tokio::sync::Mutex;
 
 /// A streamed chat completion. `index.js` wraps it in an async iterable.
@@ -18,13 +19,33 @@ pub struct NativeStream {
 }
 
 impl NativeStream {
+    /// Wraps a started stream. Its abort token descends from the call's, so it fires when the
+    /// JS environment is torn down; then a stream nobody is reading (no read would see the
+    /// token) is closed by a watcher task, which ends with the stream.
     pub(crate) fn new(s: ChatStream) -> Self {
-        NativeStream {
-            abort: s.abort_handle(),
+        let abort = s.abort_handle();
+        let stream = NativeStream {
+            abort: abort.clone(),
             request_id: s.request_id().map(str::to_string),
             status: s.status(),
             inner: Arc::new(Mutex::new(s)),
-        }
+        };
+        let inner: Weak<Mutex<ChatStream>> = Arc::downgrade(&stream.inner);
+        // Only fails if the runtime cannot be built, and then this stream is not running on it.
+        let _ = runtime::spawn(async move {
+            abort.cancelled().await;
+            if let Some(inner) = inner.upgrade() {
+                inner.lock().await.abort();
+            }
+        });
+        stream
+    }
+}
+
+impl Drop for NativeStream {
+    /// Collected by JS: the request is over (this also ends the watcher task).
+    fn drop(&mut self) {
+        self.abort.cancel();
     }
 }
 
@@ -50,19 +71,23 @@ impl NativeStream {
         max: u32,
     ) -> napi::Result<PromiseRaw<'e, Vec<String>>> {
         let inner = self.inner.clone();
-        env.spawn_future(error::guard(async move {
-            let mut s = inner.lock().await;
-            s.next_batch_raw(max as usize).await.map_err(|e| to_js(&e))
-        }))
+        runtime::promise(
+            env,
+            error::guard(async move {
+                let mut s = inner.lock().await;
+                s.next_batch_raw(max as usize).await.map_err(|e| to_js(&e))
+            }),
+        )
     }
 
     /// The completion accumulated so far (all of it once the stream ended), as JSON text.
     #[napi]
     pub fn final_completion<'e>(&self, env: &'e Env) -> napi::Result<PromiseRaw<'e, String>> {
         let inner = self.inner.clone();
-        env.spawn_future(error::guard(async move {
-            Ok(inner.lock().await.final_completion().to_string())
-        }))
+        runtime::promise(
+            env,
+            error::guard(async move { Ok(inner.lock().await.final_completion().to_string()) }),
+        )
     }
 
     /// Aborts: the connection is closed and a pending or later read fails with `ABORT_ERR`.

@@ -9,7 +9,7 @@ use crate::client::NativeClient;
 use crate::errors::{guard, to_pyerr, Failure};
 use crate::notify::{Handle, Notifier};
 use crate::task::{self, Outcome, TaskResult};
-use crate::{env, logs};
+use crate::{env, lifecycle, logs};
 use claw_llm::{CallOptions, Client, Error};
 use pyo3::prelude::*;
 use pyo3::types::PyString;
@@ -174,7 +174,7 @@ pub fn call(
                 return Err(to_pyerr(py, Failure::Core(e)));
             }
         };
-        let token = CancellationToken::new();
+        let token = lifecycle::call_token();
         req.opts.cancel = Some(token.clone());
         let result = task::block_on(py, req.run(), &token);
         logs::flush(py);
@@ -203,7 +203,7 @@ pub fn start(
                 return Err(to_pyerr(py, Failure::Core(e)));
             }
         };
-        let token = CancellationToken::new();
+        let token = lifecycle::call_token();
         req.opts.cancel = Some(token.clone());
         notifier.submit(py, req.run(), token)
     })

@@ -44,7 +44,9 @@ pub fn panic_message(payload: &(dyn Any + Send)) -> String {
 }
 
 /// Runs an entry point, turning a panic into a `claw_llm.LLMClientError`.
+/// Also counts the thread in the module for the exit hook (see `lifecycle::enter`).
 pub fn guard<T>(py: Python<'_>, f: impl FnOnce() -> PyResult<T>) -> PyResult<T> {
+    let _active = crate::lifecycle::enter(py);
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(r) => r,
         Err(payload) => Err(to_pyerr(py, Failure::Panic(panic_message(&*payload)))),

@@ -18,6 +18,7 @@ mod client;
 mod convert;
 mod env;
 mod errors;
+mod lifecycle;
 mod logs;
 mod notify;
 mod runtime;
@@ -42,6 +43,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(_install, m)?)?;
     m.add_function(wrap_pyfunction!(call::call, m)?)?;
     m.add_function(wrap_pyfunction!(call::start, m)?)?;
+    m.add_function(wrap_pyfunction!(lifecycle::_at_exit, m)?)?;
+    m.add_function(wrap_pyfunction!(lifecycle::_after_fork_in_child, m)?)?;
     #[cfg(feature = "test-panic")]
     m.add_function(wrap_pyfunction!(call::_force_panic_for_tests, m)?)?;
     m.add_class::<client::NativeClient>()?;

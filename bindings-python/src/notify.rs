@@ -66,7 +66,11 @@ impl Notifier {
     pub fn pending(&self, cancel: CancellationToken) -> (Handle, Pending) {
         let id = NEXT_ID.fetch_add(1, Ordering::Relaxed);
         (
-            Handle { id, cancel },
+            Handle {
+                id,
+                cancel,
+                pid: std::process::id(),
+            },
             Pending {
                 inner: self.inner.clone(),
                 id,
@@ -108,6 +112,7 @@ impl Notifier {
 
     /// The results finished since the last call, as `[(id, ok, value_or_exception), ...]`.
     fn drain<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
+        let _active = crate::lifecycle::enter(py);
         let mut buf = [0u8; 256];
         loop {
             match (&self.inner.rx).read(&mut buf) {
@@ -141,6 +146,8 @@ impl Notifier {
 pub struct Handle {
     id: u64,
     cancel: CancellationToken,
+    /// The process whose runtime runs the operation.
+    pid: u32,
 }
 
 #[pymethods]
@@ -151,7 +158,11 @@ impl Handle {
     }
 
     /// Aborts the operation (the connection is closed; the result becomes `AbortError`).
+    /// In a child of the process that started it, this does nothing: the request is the parent's.
     fn cancel(&self) {
+        if self.pid != std::process::id() {
+            return;
+        }
         self.cancel.cancel();
     }
 }

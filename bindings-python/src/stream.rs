@@ -7,11 +7,11 @@
 //! (in slices, for Ctrl-C); an asyncio reader leaves a [`Pending`] the pump completes through
 //! the loop's notifier. Dropping or aborting the stream cancels the request.
 
-use crate::errors::{guard, Failure};
-use crate::logs;
+use crate::errors::{guard, to_pyerr, Failure};
 use crate::notify::{Handle, Notifier, Pending};
 use crate::runtime;
 use crate::task::{self, Outcome, TaskResult};
+use crate::{lifecycle, logs};
 use claw_llm::ChatStream;
 use pyo3::prelude::*;
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -137,6 +137,8 @@ pub struct NativeStream {
     shared: Arc<Shared>,
     request_id: Option<String>,
     status: u16,
+    /// The process whose runtime pumps this stream.
+    pid: u32,
 }
 
 impl NativeStream {
@@ -159,13 +161,29 @@ impl NativeStream {
             shared,
             request_id,
             status,
+            pid: std::process::id(),
         })
+    }
+
+    /// Whether this stream belongs to another process (it was opened before `fork()`): its
+    /// pump and its locks live in the parent, so it must not be waited on or touched here.
+    fn inherited(&self) -> bool {
+        self.pid != std::process::id()
+    }
+
+    fn refuse_inherited(&self, py: Python<'_>) -> PyResult<()> {
+        if self.inherited() {
+            return Err(to_pyerr(py, Failure::Core(lifecycle::forked("stream"))));
+        }
+        Ok(())
     }
 }
 
 impl Drop for NativeStream {
     fn drop(&mut self) {
-        self.shared.abort.cancel();
+        if !self.inherited() {
+            self.shared.abort.cancel();
+        }
     }
 }
 
@@ -174,6 +192,7 @@ impl NativeStream {
     /// The next chunks as the text of one JSON array; `"[]"` once the stream has ended.
     /// Waits with the GIL released; Ctrl-C aborts the stream.
     fn next_batch(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {
+        self.refuse_inherited(py)?;
         guard(py, || loop {
             let ready_now = self.shared.buffer().take(&self.shared.space);
             if let Some(r) = ready_now {
@@ -181,7 +200,7 @@ impl NativeStream {
                 return task::settle(py, r);
             }
             let shared = self.shared.clone();
-            let ready = py.detach(move || {
+            let ready = lifecycle::detach(py, move || {
                 let buf = shared.buffer();
                 let mut buf = shared
                     .ready
@@ -203,6 +222,7 @@ impl NativeStream {
 
     /// The next batch if one is ready now (never waits), else `None`.
     fn try_next_batch(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
+        self.refuse_inherited(py)?;
         guard(py, || {
             let ready = self.shared.buffer().take(&self.shared.space);
             logs::flush(py);
@@ -213,6 +233,7 @@ impl NativeStream {
     /// For asyncio: the next batch arrives through `notifier` under the handle's id.
     /// `handle.cancel()` aborts the stream.
     fn start_next_batch(&self, py: Python<'_>, notifier: &Notifier) -> PyResult<Handle> {
+        self.refuse_inherited(py)?;
         guard(py, || {
             let (handle, pending) = notifier.pending(self.shared.abort.clone());
             let mut buf = self.shared.buffer();
@@ -235,13 +256,14 @@ impl NativeStream {
 
     /// The completion accumulated so far (all of it once the stream ended), as JSON text.
     fn final_completion(&self, py: Python<'_>) -> PyResult<String> {
+        self.refuse_inherited(py)?;
         guard(py, || {
             let value = match self.shared.stream.try_lock() {
                 Ok(s) => s.final_completion(),
                 Err(_) => {
                     let shared = self.shared.clone();
                     shared.yield_lock.notify_one();
-                    py.detach(move || shared.stream.blocking_lock().final_completion())
+                    lifecycle::detach(py, move || shared.stream.blocking_lock().final_completion())
                 }
             };
             Ok(value.to_string())
@@ -249,7 +271,11 @@ impl NativeStream {
     }
 
     /// Aborts the request: the connection is closed; a pending read fails with `AbortError`.
+    /// In a child of the process that opened it, this does nothing: the request is the parent's.
     fn abort(&self) {
+        if self.inherited() {
+            return;
+        }
         self.shared.abort.cancel();
         if let Ok(mut s) = self.shared.stream.try_lock() {
             s.abort();
@@ -257,7 +283,11 @@ impl NativeStream {
     }
 
     /// Whether the stream ended (normally, by error or by abort) and everything was read.
+    /// In a child of the process that opened it: `False`, without looking (see `abort`).
     fn is_finished(&self) -> bool {
+        if self.inherited() {
+            return false;
+        }
         let buf = self.shared.buffer();
         buf.chunks.is_empty() && matches!(buf.end, Some(Ok(())))
     }

@@ -6,6 +6,7 @@
 
 use crate::convert;
 use crate::errors::{panic_message, to_pyerr, Failure};
+use crate::lifecycle;
 use crate::runtime;
 use crate::stream::NativeStream;
 use claw_llm::ChatStream;
@@ -112,7 +113,7 @@ where
     }
     loop {
         let waiting = slot.clone();
-        if let Some(r) = py.detach(move || waiting.wait(SLICE)) {
+        if let Some(r) = lifecycle::detach(py, move || waiting.wait(SLICE)) {
             return Ok(r);
         }
         if let Err(interrupt) = py.check_signals() {

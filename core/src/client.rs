@@ -227,6 +227,7 @@ impl Client {
                 idle,
                 max_event_bytes: self.config().max_response_bytes() as usize,
                 cancel: token,
+                log_sink: log::call_sink(),
             };
             match self.execute(Kind::Chat, body, &opts, Want::Stream).await? {
                 Reply::Stream(resp) => Ok(ChatStream::from_response(resp, meta)),

@@ -48,7 +48,7 @@ pub use config::{
     DEFAULT_TIMEOUT_MS, ENV_NAMES,
 };
 pub use error::{summarize_body, Error, HttpErrorDetail, Result};
-pub use log::{error_line, log_failure, set_log_sink, LogSink};
+pub use log::{error_line, log_failure, set_log_sink, with_log_sink, LogSink};
 pub use options::CallOptions;
 pub use stream::ChatStream;
 pub use tokio_util::sync::CancellationToken;

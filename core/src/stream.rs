@@ -29,6 +29,8 @@ pub(crate) struct StreamMeta {
     pub idle: Duration,
     pub max_event_bytes: usize,
     pub cancel: CancellationToken,
+    /// The log sink of the call that opened the stream (see [`crate::with_log_sink`]).
+    pub log_sink: Option<crate::LogSink>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -208,7 +210,9 @@ impl ChatStream {
         self.state = State::Failed;
         self.body = None;
         if !matches!(err, Error::Aborted) {
-            log::emit(
+            let sink = self.meta.log_sink.clone().or_else(log::call_sink);
+            log::emit_to(
+                sink.as_ref(),
                 self.meta.log,
                 LogLevel::Error,
                 &log::error_line(&self.meta.model, &err),

@@ -27,11 +27,40 @@ Log lines go to ``logging.getLogger("claw_llm")``. ``claw_llm.mem0`` plugs the c
 
 from __future__ import annotations
 
+
+def _refuse_subinterpreters() -> None:
+    """The native module keeps process-wide state (one runtime, one log queue) and PyO3 binds it
+    to the first interpreter that loads it: loaded in a subinterpreter first, it would refuse
+    the main interpreter for the rest of the process. So a subinterpreter never loads it (nor
+    anything else: this runs before the package's own imports)."""
+    for name in ("_interpreters", "_xxsubinterpreters"):
+        try:
+            interpreters = __import__(name)
+            # 3.13's `_interpreters` answers (id, whence) pairs; older ones an id.
+            current, main = (
+                i[0] if isinstance(i, tuple) else int(i)
+                for i in (interpreters.get_current(), interpreters.get_main())
+            )
+        except Exception:  # not this Python's module, or not importable here
+            continue
+        if current != main:
+            raise ImportError(
+                "claw_llm does not support subinterpreters: import it in the main interpreter"
+            )
+        return
+
+
+_refuse_subinterpreters()
+
+# The package's imports, after the check above.
 import asyncio
+import atexit
 import json
+import os
 import weakref
 from collections import deque
 from typing import Any, Callable, Iterator, Mapping, Sequence
+
 
 from . import _errors, _native
 from ._errors import (
@@ -275,6 +304,28 @@ class _LoopWaiter:
 _waiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopWaiter] = (
     weakref.WeakKeyDictionary()
 )
+
+
+def _after_fork_in_child() -> None:
+    """In a forked child: the calls pending on an event loop ran on the parent's runtime and
+    will never finish here, so their awaits fail at once; later calls get a fresh notifier."""
+    _native._after_fork_in_child()
+    waiters = list(_waiters.values())
+    _waiters.clear()
+    for waiter in waiters:
+        for fut in waiter.pending.values():
+            if not fut.done():
+                fut.set_exception(
+                    ConfigError("this call was started before fork() in another process")
+                )
+        waiter.pending.clear()
+
+
+# Interpreter exit cancels the requests in flight and keeps threads still waiting on one from
+# re-entering Python during finalization (see bindings-python/src/lifecycle.rs).
+atexit.register(_native._at_exit)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 async def _submit(start: Callable[[_native.Notifier], _native.Handle]) -> Any:

@@ -10,6 +10,8 @@ __all__ = [
     "Notifier",
     "PANIC_CODE",
     "__version__",
+    "_after_fork_in_child",
+    "_at_exit",
     "_install",
     "call",
     "start",
@@ -20,6 +22,13 @@ ENV_NAMES: Final[list[str]]
 PANIC_CODE: Final[str]
 
 def _install(error_factory: Callable[..., BaseException], log_emitter: Callable[[list[tuple[int, str]]], None]) -> None: ...
+def _at_exit() -> None:
+    """``atexit`` hook: cancels the requests in flight; threads still waiting on one park
+    instead of re-entering the finalizing interpreter."""
+
+def _after_fork_in_child() -> None:
+    """``os.register_at_fork`` hook of the child."""
+
 def call(client: NativeClient | None, model: Any, payload: str, kind: int) -> dict[str, Any] | NativeStream | list[list[float]]:
     """Runs a request synchronously (GIL released, Ctrl-C cancels). ``kind``: 0 chat,
     1 embeddings, 2 embedding vectors. ``payload``: JSON object of messages/input and options."""
