@@ -14,7 +14,6 @@ use claw_llm::{CallOptions, Client, Error};
 use pyo3::prelude::*;
 use pyo3::types::PyString;
 use serde_json::{Map, Value};
-use tokio_util::sync::CancellationToken;
 
 /// What is asked for; the numbers are the `kind` argument of the native functions.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -227,11 +226,11 @@ pub fn _force_panic_for_tests(
         };
         match (where_, notifier) {
             ("task", None) => {
-                let token = CancellationToken::new();
+                let token = lifecycle::call_token();
                 let r = task::block_on(py, fut, &token)?;
                 task::settle(py, r).map(|_| None)
             }
-            ("task", Some(n)) => n.submit(py, fut, CancellationToken::new()).map(Some),
+            ("task", Some(n)) => n.submit(py, fut, lifecycle::call_token()).map(Some),
             _ => {
                 claw_llm::force_panic_for_tests();
                 Ok(None)
