@@ -104,6 +104,7 @@ pub(crate) fn connection_error(e: &reqwest::Error) -> Error {
         return Error::Timeout {
             timeout_ms: CONNECT_TIMEOUT.as_millis() as u64,
             attempts: 1,
+            last: None,
         };
     }
     let url = e.url().map(|u| u.as_str().to_string()).unwrap_or_default();
