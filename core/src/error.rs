@@ -116,6 +116,15 @@ impl Error {
         }
     }
 
+    /// A connection error with this message (the cause, in words), before any attempt.
+    /// Bindings use it for local failures of the same kind, e.g. no file descriptor left.
+    pub fn connection(message: impl Into<String>) -> Self {
+        Error::Connection {
+            message: message.into(),
+            attempts: 0,
+        }
+    }
+
     /// The stable code of this error (same string in every language).
     pub fn code(&self) -> &'static str {
         match self {
