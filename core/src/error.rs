@@ -219,6 +219,30 @@ impl Error {
     }
 }
 
+/// The innermost cause of a transport error, in words: the HTTP layer's phrases for a body
+/// cut short (`unexpected EOF during chunk size line`, `end of file before message length
+/// reached`, …) become one sentence; other causes (an `io::Error` such as a reset) are kept.
+pub(crate) fn cause_in_words(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        cause = s.to_string();
+        src = s.source();
+    }
+    let lower = cause.to_ascii_lowercase();
+    let cut_short = [
+        "unexpected eof",
+        "end of file before message length reached",
+        "incomplete message",
+        "incompletemessage",
+        "invalid chunk",
+    ];
+    if cut_short.iter().any(|p| lower.contains(p)) {
+        return "the gateway closed the connection before the body was complete".into();
+    }
+    cause
+}
+
 /// `timeout (Nms)`, and when an attempt failed before: `after N attempts; last: HTTP 500 …`.
 fn timeout_message(timeout_ms: u64, attempts: u32, last: Option<&Error>) -> String {
     let Some(last) = last else {

@@ -331,12 +331,7 @@ impl ChatStream {
                         let err = self.closed_before_any_event();
                         return self.fail(err);
                     }
-                    let mut cause = e.to_string();
-                    let mut src: Option<&dyn std::error::Error> = std::error::Error::source(&e);
-                    while let Some(s) = src {
-                        cause = s.to_string();
-                        src = s.source();
-                    }
+                    let cause = crate::error::cause_in_words(&e);
                     let err = self.stream_error(format!("connection lost mid-stream: {cause}"));
                     return self.fail(err);
                 }

@@ -154,12 +154,7 @@ pub(crate) async fn read_capped(resp: &mut reqwest::Response, cap: u64) -> Resul
             }
             Ok(None) => return Ok(buf.freeze()),
             Err(e) => {
-                let mut cause = e.to_string();
-                let mut src: Option<&dyn std::error::Error> = std::error::Error::source(&e);
-                while let Some(s) = src {
-                    cause = s.to_string();
-                    src = s.source();
-                }
+                let cause = crate::error::cause_in_words(&e);
                 return Err(if is_content_decode_failure(&e) {
                     Error::BadResponse {
                         status,

@@ -1219,6 +1219,18 @@ async fn stream_error_frame_keeps_fields() {
 }
 
 #[tokio::test]
+async fn stream_cut_mid_chunk_is_worded() {
+    // Not a shared scenario: the wording of the HTTP layer's "unexpected EOF during chunk
+    // size line" once tokens were received.
+    let (chunks, e) = stream_err("mock-stream-truncated:abrupt=1").await;
+    assert_eq!(chunks.len(), 2);
+    assert_eq!(
+        e.to_string(),
+        "connection lost mid-stream: the gateway closed the connection before the body was complete"
+    );
+}
+
+#[tokio::test]
 async fn stream_closed_before_any_event() {
     for spec in ["mock-stream-empty", "mock-stream-empty:abrupt=1"] {
         let (chunks, e) = stream_err(spec).await;
