@@ -145,9 +145,11 @@ export declare class LLMClientError extends Error {
   readonly code: ErrorCode;
   /** The server's words, summarised (also the message of status errors). */
   readonly cause: string;
-  /** HTTP status, when a response arrived (status errors, 2xx errors, bad responses). */
+  /** HTTP status, when a response arrived (status errors, 2xx errors, bad responses; for a
+   *  timeout that cut a retry short, the last failed attempt's). */
   readonly status?: number;
-  /** The response body: parsed JSON, or text (the first bytes for a bad response). */
+  /** The response body: parsed JSON, or text (the first bytes for a bad response); a stream
+   *  error frame's JSON; for a timeout that cut a retry short, the last failed attempt's body. */
   readonly body?: unknown;
   /** The gateway's request id (`x-request-id`). */
   readonly requestId?: string;

@@ -91,11 +91,17 @@ impl Notifier {
 
 #[pymethods]
 impl Notifier {
+    /// Fails with `LLM_CONNECTION_ERROR` (never a bare `OSError`) when the socket pair cannot
+    /// be made, e.g. when the process has no file descriptor left (EMFILE).
     #[new]
-    fn new() -> PyResult<Self> {
-        let (tx, rx) = UnixStream::pair()?;
-        tx.set_nonblocking(true)?;
-        rx.set_nonblocking(true)?;
+    fn new(py: Python<'_>) -> PyResult<Self> {
+        let no_socket = |e: std::io::Error| {
+            let message = format!("cannot open the socket pair that wakes the asyncio loop: {e}");
+            to_pyerr(py, claw_llm::Error::connection(message).into())
+        };
+        let (tx, rx) = UnixStream::pair().map_err(no_socket)?;
+        tx.set_nonblocking(true).map_err(no_socket)?;
+        rx.set_nonblocking(true).map_err(no_socket)?;
         Ok(Notifier {
             inner: Arc::new(Inner {
                 done: Mutex::new(Vec::new()),

@@ -103,11 +103,12 @@ pub(crate) async fn send(
     let cap = cfg.max_response_bytes();
     if !(200..300).contains(&status) {
         let bytes = read_capped(&mut resp, cap).await.map_err(Failed::fatal)?;
-        return Err(Failed::classify(Error::Http(Box::new(http_detail(
-            status,
-            resp.headers(),
-            &bytes,
-        )))));
+        let mut detail = http_detail(status, resp.headers(), &bytes);
+        if status == 404 {
+            // "Not Found" alone does not say which URL was wrong; name it (without secrets).
+            detail.summary = format!("{} (POST {})", detail.summary, crate::url::redacted(url));
+        }
+        return Err(Failed::classify(Error::Http(Box::new(detail))));
     }
     let request_id = retry::request_id(resp.headers());
     if want == Want::Stream && is_event_stream(resp.headers()) {

@@ -26,12 +26,46 @@ pub struct RawResponse {
     pub body: Bytes,
 }
 
+impl Kind {
+    /// What a 2xx answer of this kind should be, for messages.
+    fn expected(self) -> &'static str {
+        match self {
+            Kind::Chat => "a chat completion",
+            Kind::Embeddings => "an embeddings response",
+        }
+    }
+}
+
+/// The JSON type of `v` in words (`array`, `string`, …).
+pub(crate) fn json_kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    }
+}
+
+/// What is wrong with text that did not parse as JSON, in words and without the parser's
+/// internals: cut short, or not valid JSON, and where.
+pub(crate) fn json_problem(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let at = format!("at line {} column {}", e.line(), e.column());
+    match e.classify() {
+        Category::Eof => format!("it is cut short {at}"),
+        Category::Io => "it is not valid UTF-8".to_string(),
+        Category::Syntax | Category::Data => format!("it is not valid JSON {at}"),
+    }
+}
+
 impl RawResponse {
     /// Parses the body (it was already checked to be a JSON object).
     pub fn json(&self) -> Result<Value> {
         serde_json::from_slice(&self.body).map_err(|e| Error::BadResponse {
             status: self.status,
-            message: format!("the response is not valid JSON: {e}"),
+            message: format!("the response is not valid JSON: {}", json_problem(&e)),
             snippet: snippet(&self.body),
             request_id: self.request_id.clone(),
             attempts: 1,
@@ -131,6 +165,15 @@ pub(crate) fn check_body(
     request_id: Option<String>,
     kind: Kind,
 ) -> Result<RawResponse> {
+    if let Some(message) = not_an_object(status, bytes, kind) {
+        return Err(Error::BadResponse {
+            status,
+            message,
+            snippet: snippet(bytes),
+            request_id,
+            attempts: 1,
+        });
+    }
     // IgnoredAny skips strings without checking their UTF-8, so check it first (SIMD-fast).
     // The fast scan answers the common bodies; serde decides (and words the errors) otherwise.
     let probe = std::str::from_utf8(bytes)
@@ -148,7 +191,6 @@ pub(crate) fn check_body(
             if p.error && !p.choices && !p.data {
                 return Err(Error::Api(Box::new(http_detail(status, headers, bytes))));
             }
-            let _ = kind;
             Ok(RawResponse {
                 status,
                 request_id,
@@ -167,7 +209,9 @@ pub(crate) fn check_body(
                 format!("the gateway answered {status} with an empty body")
             } else {
                 format!(
-                    "the gateway answered {status} with a body that is not the expected JSON: {e}"
+                    "the gateway answered {status} with a body that is not {}: {}",
+                    kind.expected(),
+                    json_problem(&e)
                 )
             };
             Err(Error::BadResponse {
@@ -179,6 +223,29 @@ pub(crate) fn check_body(
             })
         }
     }
+}
+
+/// A body that is JSON but not an object (`[1,2]`, litellm's fan-out array, a string, a
+/// number): worded as what it is. `None` when the body starts like an object, or is not JSON
+/// at all (the probe then words the problem).
+fn not_an_object(status: u16, bytes: &[u8], kind: Kind) -> Option<String> {
+    let first = bytes.iter().find(|b| !b.is_ascii_whitespace())?;
+    if *first == b'{' || *first == b'<' {
+        return None;
+    }
+    let value: Value = serde_json::from_slice(bytes).ok()?;
+    let what = match &value {
+        Value::Array(items) => format!("a JSON array of {} items", items.len()),
+        Value::String(_) => "a JSON string".to_string(),
+        Value::Number(_) => "a JSON number".to_string(),
+        Value::Bool(_) => "a JSON boolean".to_string(),
+        Value::Null => "JSON null".to_string(),
+        Value::Object(_) => return None,
+    };
+    Some(format!(
+        "the gateway answered {status} with {what}, not {}",
+        kind.expected()
+    ))
 }
 
 #[cfg(test)]
@@ -204,6 +271,31 @@ mod tests {
                 .unwrap_err()
                 .code(),
             "LLM_BAD_RESPONSE"
+        );
+        for (body, what) in [
+            (&br#"[1,2]"#[..], "a JSON array of 2 items"),
+            (
+                br#" [{"choices":[]},{"choices":[]},{"choices":[]}]"#,
+                "a JSON array of 3 items",
+            ),
+            (br#""hello""#, "a JSON string"),
+            (b"42", "a JSON number"),
+        ] {
+            let e =
+                check_body(200, &h, &Bytes::copy_from_slice(body), None, Kind::Chat).unwrap_err();
+            assert_eq!(e.code(), "LLM_BAD_RESPONSE");
+            assert_eq!(
+                e.to_string(),
+                format!("the gateway answered 200 with {what}, not a chat completion")
+            );
+        }
+        let e =
+            check_body(200, &h, &Bytes::from_static(b"[]"), None, Kind::Embeddings).unwrap_err();
+        assert!(e.to_string().ends_with("not an embeddings response"), "{e}");
+        let e = check_body(200, &h, &cut, None, Kind::Chat).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the gateway answered 200 with a body that is not a chat completion: it is cut short at line 1 column 18"
         );
         let bad_utf8 = Bytes::from_static(b"{\"choices\":\"\xff\"}");
         assert_eq!(

@@ -336,7 +336,13 @@ impl Client {
         let headers = attempt::headers(cfg, opts, want == Want::Stream)?;
         let attempts = AtomicU32::new(0);
         let level = cfg.log_level();
+        // The error of the attempt before a retry: if the deadline cuts the retry short, the
+        // timeout carries it, so the real cause (a 500 and its body) is not hidden.
+        let failed_before = std::sync::Mutex::new(None::<Error>);
         let on_retry = |err: &Error, wait: Duration| {
+            if let Ok(mut slot) = failed_before.lock() {
+                *slot = Some(err.clone());
+            }
             log::emit(
                 level,
                 LogLevel::Debug,
@@ -359,6 +365,11 @@ impl Client {
                 Err(_) => Err(Error::Timeout {
                     timeout_ms: timeout.as_millis() as u64,
                     attempts: attempts.load(Ordering::Relaxed),
+                    last: failed_before
+                        .lock()
+                        .ok()
+                        .and_then(|mut slot| slot.take())
+                        .map(Box::new),
                 }),
             }
         };

@@ -51,12 +51,18 @@ pub enum Error {
         message: String,
     },
     /// The call's deadline, or a stream's idle timeout, expired.
-    #[error("timeout ({timeout_ms}ms)")]
+    ///
+    /// When an earlier attempt failed before the deadline cut a retry short, `last` is that
+    /// attempt's error, so its status, body and request id are not hidden:
+    /// `timeout (7000ms) after 2 attempts; last: HTTP 500 upstream exploded`.
+    #[error("{}", timeout_message(*.timeout_ms, *.attempts, .last.as_deref()))]
     Timeout {
         /// The deadline that expired, in milliseconds.
         timeout_ms: u64,
         /// Attempts started before the deadline.
         attempts: u32,
+        /// The error of the last attempt that failed before the deadline, if any.
+        last: Option<Box<Error>>,
     },
     /// The gateway answered with a non-2xx status.
     #[error("{}", .0.summary)]
@@ -93,6 +99,9 @@ pub enum Error {
         message: String,
         /// `x-request-id` of the stream's response.
         request_id: Option<String>,
+        /// The fields of an error frame (`event: error` or `{"error": …}`): its JSON as `body`,
+        /// and `type`, `param` and code as for status errors. `None` for other stream failures.
+        frame: Option<Box<HttpErrorDetail>>,
     },
     /// The caller cancelled the call or the stream.
     #[error("request aborted")]
@@ -104,6 +113,15 @@ impl Error {
     pub fn config(message: impl Into<String>) -> Self {
         Error::Config {
             message: message.into(),
+        }
+    }
+
+    /// A connection error with this message (the cause, in words), before any attempt.
+    /// Bindings use it for local failures of the same kind, e.g. no file descriptor left.
+    pub fn connection(message: impl Into<String>) -> Self {
+        Error::Connection {
+            message: message.into(),
+            attempts: 0,
         }
     }
 
@@ -126,11 +144,12 @@ impl Error {
         self.to_string()
     }
 
-    /// HTTP status, when a response was received.
+    /// HTTP status, when a response was received (for a timeout: the last failed attempt's).
     pub fn status(&self) -> Option<u16> {
         match self {
             Error::Http(d) | Error::Api(d) => Some(d.status),
             Error::BadResponse { status, .. } => Some(*status),
+            Error::Timeout { last: Some(e), .. } => e.status(),
             _ => None,
         }
     }
@@ -142,14 +161,18 @@ impl Error {
             Error::BadResponse { request_id, .. } | Error::Stream { request_id, .. } => {
                 request_id.as_deref()
             }
+            Error::Timeout { last: Some(e), .. } => e.request_id(),
             _ => None,
         }
     }
 
-    /// The status error's details (`LLM_HTTP_ERROR` and `LLM_API_ERROR`).
+    /// The status error's details (`LLM_HTTP_ERROR` and `LLM_API_ERROR`), those of a stream's
+    /// error frame, or of the last failed attempt of a call that then timed out.
     pub fn detail(&self) -> Option<&HttpErrorDetail> {
         match self {
             Error::Http(d) | Error::Api(d) => Some(d),
+            Error::Stream { frame: Some(d), .. } => Some(d),
+            Error::Timeout { last: Some(e), .. } => e.detail(),
             _ => None,
         }
     }
@@ -159,6 +182,8 @@ impl Error {
         match self {
             Error::Http(d) | Error::Api(d) => Some(d.body.clone()),
             Error::BadResponse { snippet, .. } => Some(Value::String(snippet.clone())),
+            Error::Stream { frame: Some(d), .. } => Some(d.body.clone()),
+            Error::Timeout { last: Some(e), .. } => e.body(),
             _ => None,
         }
     }
@@ -192,6 +217,43 @@ impl Error {
             _ => {}
         }
     }
+}
+
+/// The innermost cause of a transport error, in words: the HTTP layer's phrases for a body
+/// cut short (`unexpected EOF during chunk size line`, `end of file before message length
+/// reached`, …) become one sentence; other causes (an `io::Error` such as a reset) are kept.
+pub(crate) fn cause_in_words(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cause = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        cause = s.to_string();
+        src = s.source();
+    }
+    let lower = cause.to_ascii_lowercase();
+    let cut_short = [
+        "unexpected eof",
+        "end of file before message length reached",
+        "incomplete message",
+        "incompletemessage",
+        "invalid chunk",
+    ];
+    if cut_short.iter().any(|p| lower.contains(p)) {
+        return "the gateway closed the connection before the body was complete".into();
+    }
+    cause
+}
+
+/// `timeout (Nms)`, and when an attempt failed before: `after N attempts; last: HTTP 500 …`.
+fn timeout_message(timeout_ms: u64, attempts: u32, last: Option<&Error>) -> String {
+    let Some(last) = last else {
+        return format!("timeout ({timeout_ms}ms)");
+    };
+    let what = match last.detail() {
+        Some(d) => format!("HTTP {} {}", d.status, d.summary),
+        None => last.to_string(),
+    };
+    let plural = if attempts == 1 { "" } else { "s" };
+    format!("timeout ({timeout_ms}ms) after {attempts} attempt{plural}; last: {what}")
 }
 
 /// The first bytes of a body, lossily decoded (for `LLM_BAD_RESPONSE` and messages).
@@ -248,7 +310,7 @@ pub(crate) fn http_detail(
 pub fn summarize_body(status: u16, json: Option<&Value>, text: &str) -> String {
     if let Some(v) = json {
         if let Some(s) = json_summary(v) {
-            return s;
+            return unwrap_embedded(s);
         }
     }
     if let Some(title) = html_title(text) {
@@ -259,6 +321,30 @@ pub fn summarize_body(status: u16, json: Option<&Value>, text: &str) -> String {
         return one_line(&trimmed.chars().take(200).collect::<String>());
     }
     format!("HTTP {status}")
+}
+
+/// A summary that is itself an error body in JSON (Flask gateways send
+/// `{"error": "API Error: {\"error\":{\"message\":\"Invalid token\"}}"}`) becomes the inner
+/// message; nesting is followed a few levels deep. Anything else is returned as it is.
+fn unwrap_embedded(summary: String) -> String {
+    let mut current = summary;
+    for _ in 0..4 {
+        let (Some(start), Some(end)) = (current.find('{'), current.rfind('}')) else {
+            break;
+        };
+        if end <= start {
+            break;
+        }
+        let Some(inner) = serde_json::from_str::<Value>(&current[start..=end])
+            .ok()
+            .as_ref()
+            .and_then(json_summary)
+        else {
+            break;
+        };
+        current = inner;
+    }
+    current
 }
 
 fn non_empty(s: &str) -> Option<String> {
@@ -412,6 +498,45 @@ mod tests {
     }
 
     #[test]
+    fn summary_unwraps_an_embedded_json_error() {
+        let flask = json!({"error": "API Error: {\"error\":{\"message\":\"Invalid token\",\"type\":\"invalid_request_error\"}}"});
+        assert_eq!(s(flask), "Invalid token");
+        let nested = json!({"message": "upstream said: {\"detail\": \"gateway: {\\\"error\\\": \\\"quota gone\\\"}\"}"});
+        assert_eq!(s(nested), "quota gone");
+        // Braces that are not an error body stay as they are.
+        assert_eq!(
+            s(json!({"error": "bad value {x} in template"})),
+            "bad value {x} in template"
+        );
+        assert_eq!(
+            s(json!({"error": "API Error: {\"status\": 500}"})),
+            "API Error: {\"status\": 500}"
+        );
+    }
+
+    #[test]
+    fn timeout_after_a_failed_attempt_names_it() {
+        let last = Error::Http(Box::new(http_detail(
+            500,
+            &reqwest::header::HeaderMap::new(),
+            b"upstream exploded",
+        )));
+        let e = Error::Timeout {
+            timeout_ms: 7000,
+            attempts: 2,
+            last: Some(Box::new(last)),
+        };
+        assert_eq!(
+            e.to_string(),
+            "timeout (7000ms) after 2 attempts; last: HTTP 500 upstream exploded"
+        );
+        assert_eq!(e.code(), "ETIMEDOUT");
+        assert_eq!(e.status(), Some(500));
+        assert_eq!(e.body(), Some(json!("upstream exploded")));
+        assert_eq!(e.attempts(), 2);
+    }
+
+    #[test]
     fn summary_falls_back_to_status() {
         assert_eq!(summarize_body(503, None, "  "), "HTTP 503");
         assert_eq!(summarize_body(500, Some(&json!({})), ""), "HTTP 500");
@@ -431,7 +556,8 @@ mod tests {
         assert_eq!(
             Error::Timeout {
                 timeout_ms: 5,
-                attempts: 1
+                attempts: 1,
+                last: None,
             }
             .code(),
             "ETIMEDOUT"

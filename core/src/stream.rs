@@ -5,7 +5,7 @@ use crate::accumulate::Accumulator;
 use crate::check::RawResponse;
 use crate::config::LogLevel;
 use crate::error::snippet;
-use crate::error::{summarize_body, Error, Result};
+use crate::error::{http_detail, Error, HttpErrorDetail, Result};
 use crate::log;
 use crate::sse::{SseDecoder, SseEvent};
 use bytes::Bytes;
@@ -69,7 +69,11 @@ pub struct ChatStream {
     request_id: Option<String>,
     meta: StreamMeta,
     idle_timer: Pin<Box<Sleep>>,
-    last_read: Instant,
+    /// When the last event carrying data arrived (or the head, before the first): the idle
+    /// timeout counts from here. Comments, pings and empty events do not move it.
+    last_progress: Instant,
+    /// Whether any event carrying data arrived (to word a stream that closes before any).
+    got_data: bool,
     cancelled: Pin<Box<WaitForCancellationFutureOwned>>,
 }
 
@@ -97,7 +101,8 @@ impl ChatStream {
             status,
             request_id,
             idle_timer: Box::pin(tokio::time::sleep_until(now + meta.idle)),
-            last_read: now,
+            last_progress: now,
+            got_data: false,
             cancelled: Box::pin(meta.cancel.clone().cancelled_owned()),
             meta,
         }
@@ -225,7 +230,32 @@ impl ChatStream {
         Error::Stream {
             message,
             request_id: self.request_id.clone(),
+            frame: None,
         }
+    }
+
+    /// The error of an error frame: its summary as the message, its fields kept.
+    fn frame_error(&self, data: &str) -> Error {
+        let mut detail: HttpErrorDetail = http_detail(
+            self.status,
+            &reqwest::header::HeaderMap::new(),
+            data.as_bytes(),
+        );
+        detail.request_id = self.request_id.clone();
+        Error::Stream {
+            message: detail.summary.clone(),
+            request_id: self.request_id.clone(),
+            frame: Some(Box::new(detail)),
+        }
+    }
+
+    /// A stream that ended (cleanly or not) before any event carrying data: gateways such as
+    /// llm_adapter_claw do this when their upstream fails, so say that instead of a wire detail.
+    fn closed_before_any_event(&self) -> Error {
+        self.stream_error(
+            "the gateway closed the stream before sending any event (its upstream probably failed)"
+                .into(),
+        )
     }
 
     /// Turns one SSE event into a chunk, the end, an error, or nothing (skip).
@@ -238,23 +268,31 @@ impl ChatStream {
         if ev.data.trim().is_empty() || ev.event.as_deref() == Some("ping") {
             return None; // keep-alive pings carry nothing for the caller
         }
-        let parsed = serde_json::from_str::<Value>(&ev.data);
+        // Everything from here on carries data: it is progress for the idle timeout.
+        self.last_progress = Instant::now();
+        self.got_data = true;
         if ev.event.as_deref() == Some("error") {
-            let summary = summarize_body(self.status, parsed.as_ref().ok(), &ev.data);
-            return Some(Err(self.stream_error(summary)));
+            return Some(Err(self.frame_error(&ev.data)));
         }
-        let value = match parsed {
-            Ok(v) => v,
+        let value = match serde_json::from_str::<Value>(&ev.data) {
+            Ok(v @ Value::Object(_)) => v,
+            Ok(other) => {
+                return Some(Err(self.stream_error(format!(
+                    "malformed chunk in the stream (a JSON {}, not an object): {}",
+                    crate::check::json_kind(&other),
+                    snippet(ev.data.as_bytes())
+                ))))
+            }
             Err(e) => {
                 return Some(Err(self.stream_error(format!(
-                    "malformed chunk in the stream ({e}): {}",
+                    "malformed chunk in the stream ({}): {}",
+                    crate::check::json_problem(&e),
                     snippet(ev.data.as_bytes())
                 ))))
             }
         };
         if value.get("error").is_some_and(|e| !e.is_null()) && value.get("choices").is_none() {
-            let summary = summarize_body(self.status, Some(&value), &ev.data);
-            return Some(Err(self.stream_error(summary)));
+            return Some(Err(self.frame_error(&ev.data)));
         }
         self.acc.push(&value);
         Some(Ok((ev.data, value)))
@@ -287,19 +325,17 @@ impl ChatStream {
             };
             match body.as_mut().poll_next(cx) {
                 Poll::Ready(Some(Ok(bytes))) => {
-                    self.last_read = Instant::now();
                     if let Err(e) = self.decoder.feed(&bytes) {
                         let err = self.stream_error(e.to_string());
                         return self.fail(err);
                     }
                 }
                 Poll::Ready(Some(Err(e))) => {
-                    let mut cause = e.to_string();
-                    let mut src: Option<&dyn std::error::Error> = std::error::Error::source(&e);
-                    while let Some(s) = src {
-                        cause = s.to_string();
-                        src = s.source();
+                    if !self.got_data {
+                        let err = self.closed_before_any_event();
+                        return self.fail(err);
                     }
+                    let cause = crate::error::cause_in_words(&e);
                     let err = self.stream_error(format!("connection lost mid-stream: {cause}"));
                     return self.fail(err);
                 }
@@ -313,11 +349,12 @@ impl ChatStream {
                         if self.idle_timer.poll_unpin(cx).is_pending() {
                             return Poll::Pending;
                         }
-                        let due = self.last_read + self.meta.idle;
+                        let due = self.last_progress + self.meta.idle;
                         if Instant::now() >= due {
                             let err = Error::Timeout {
                                 timeout_ms: self.meta.idle.as_millis() as u64,
                                 attempts: 1,
+                                last: None,
                             };
                             return self.fail(err);
                         }
@@ -332,6 +369,10 @@ impl ChatStream {
         if self.acc.has_finish_reason() {
             self.state = State::Done;
             return Poll::Ready(None);
+        }
+        if !self.got_data {
+            let err = self.closed_before_any_event();
+            return self.fail(err);
         }
         let err = self.stream_error(
             "truncated: the stream ended without [DONE] and without a finish_reason".into(),

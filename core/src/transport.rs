@@ -104,6 +104,7 @@ pub(crate) fn connection_error(e: &reqwest::Error) -> Error {
         return Error::Timeout {
             timeout_ms: CONNECT_TIMEOUT.as_millis() as u64,
             attempts: 1,
+            last: None,
         };
     }
     let url = e.url().map(|u| u.as_str().to_string()).unwrap_or_default();
@@ -153,12 +154,7 @@ pub(crate) async fn read_capped(resp: &mut reqwest::Response, cap: u64) -> Resul
             }
             Ok(None) => return Ok(buf.freeze()),
             Err(e) => {
-                let mut cause = e.to_string();
-                let mut src: Option<&dyn std::error::Error> = std::error::Error::source(&e);
-                while let Some(s) = src {
-                    cause = s.to_string();
-                    src = s.source();
-                }
+                let cause = crate::error::cause_in_words(&e);
                 return Err(if is_content_decode_failure(&e) {
                     Error::BadResponse {
                         status,

@@ -56,6 +56,78 @@ pub fn endpoint(base: &str, which: Endpoint, name: &str) -> Result<String> {
     Ok(out)
 }
 
+/// Query parameters whose values are secrets (Azure's `api-key`, Google's `key`, signed URLs).
+const SECRET_QUERY_KEYS: [&str; 9] = [
+    "api-key",
+    "api_key",
+    "apikey",
+    "key",
+    "token",
+    "access_token",
+    "sig",
+    "signature",
+    "password",
+];
+
+/// `url` as it may appear in a message: the values of secret query parameters and a password
+/// in the user info are replaced by `***`; everything else is kept as written.
+///
+/// ```
+/// assert_eq!(claw_llm::url::redacted("http://h/v1/chat/completions?api-key=s3cr3t&x=1"),
+///            "http://h/v1/chat/completions?api-key=***&x=1");
+/// ```
+pub fn redacted(url: &str) -> String {
+    let (head, fragment) = match url.split_once('#') {
+        Some((h, f)) => (h, Some(f)),
+        None => (url, None),
+    };
+    let (before, query) = match head.split_once('?') {
+        Some((b, q)) => (b, Some(q)),
+        None => (head, None),
+    };
+    let mut out = redact_userinfo(before);
+    if let Some(query) = query {
+        out.push('?');
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((k, _)) if SECRET_QUERY_KEYS.contains(&k.to_ascii_lowercase().as_str()) => {
+                    format!("{k}=***")
+                }
+                _ => pair.to_string(),
+            })
+            .collect();
+        out.push_str(&pairs.join("&"));
+    }
+    if let Some(f) = fragment {
+        out.push('#');
+        out.push_str(f);
+    }
+    out
+}
+
+/// `scheme://user:pass@host/…` with the password replaced by `***`.
+fn redact_userinfo(url: &str) -> String {
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_string();
+    };
+    let authority_end = url[scheme_end..]
+        .find('/')
+        .map_or(url.len(), |i| i + scheme_end);
+    let authority = &url[scheme_end..authority_end];
+    match authority.rsplit_once('@') {
+        Some((user, host)) if user.contains(':') => {
+            let name = user.split(':').next().unwrap_or("");
+            format!(
+                "{}{name}:***@{host}{}",
+                &url[..scheme_end],
+                &url[authority_end..]
+            )
+        }
+        _ => url.to_string(),
+    }
+}
+
 /// Checks a full endpoint (`LLM_CHAT_URL`) and returns it trimmed, otherwise unchanged.
 pub fn verbatim_endpoint(url: &str, name: &str) -> Result<String> {
     let (prefix, path, query) = split(url, name)?;
@@ -245,6 +317,23 @@ mod tests {
                 wire.path()
             );
         }
+    }
+
+    #[test]
+    fn url_redacted_hides_query_secrets_and_passwords() {
+        assert_eq!(
+            redacted("https://r.openai.azure.com/openai/deployments/d/chat/completions?api-version=2024-02-01&api-key=abc"),
+            "https://r.openai.azure.com/openai/deployments/d/chat/completions?api-version=2024-02-01&api-key=***"
+        );
+        assert_eq!(
+            redacted("http://h/v1/x?KEY=1&token=2&access_token=3&sig=4&keep=5"),
+            "http://h/v1/x?KEY=***&token=***&access_token=***&sig=***&keep=5"
+        );
+        assert_eq!(
+            redacted("http://me:pw@h:8/v1/x#frag"),
+            "http://me:***@h:8/v1/x#frag"
+        );
+        assert_eq!(redacted("http://h/v1/x"), "http://h/v1/x");
     }
 
     #[test]

@@ -359,7 +359,7 @@ async fn truncated_json_is_bad_response() {
 async fn invalid_utf8_in_json_is_bad_response() {
     let (e, _) = call_err(&unique("mock-ok-invalid-utf8:tag="), 2_000, 2).await;
     assert_eq!(e.code(), "LLM_BAD_RESPONSE");
-    assert_mentions(&e, &["not the expected JSON"]);
+    assert_mentions(&e, &["not valid UTF-8"]);
     assert_eq!(e.status(), Some(200));
     assert!(e.body().unwrap().as_str().unwrap().starts_with('{'));
 }

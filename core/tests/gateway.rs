@@ -1013,3 +1013,267 @@ fn every_shared_scenario_has_a_rust_test() {
         "scenarios without a Rust test: {missing:?}"
     );
 }
+
+// ---- Streams that stay alive without progress, and the defects found behind real gateways ----
+
+async fn stream_with_idle(model: &str, idle_ms: u64) -> claw_llm::ChatStream {
+    let o = CallOptions {
+        idle_timeout_ms: Some(idle_ms),
+        ..opts(5_000, 0)
+    };
+    client()
+        .stream(model, msgs("hi"), params(json!({})), o)
+        .await
+        .expect("stream opens")
+}
+
+async fn chunks_then_error(s: &mut claw_llm::ChatStream) -> (usize, Error) {
+    let mut got = 0;
+    loop {
+        match s.next().await {
+            Some(Ok(_)) => got += 1,
+            Some(Err(e)) => return (got, e),
+            None => panic!("the stream must not end cleanly"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn stream_pings_without_data_time_out() {
+    let mut s = stream_with_idle("mock-stream-ping-forever", 400).await;
+    let t = Instant::now();
+    let (got, e) = chunks_then_error(&mut s).await;
+    assert_eq!(got, 0);
+    assert_eq!(e.code(), "ETIMEDOUT");
+    assert_eq!(e.timeout_ms(), Some(400));
+    // Pings arrived every 100 ms all along: only the idle rule can have ended the stream.
+    assert!(
+        t.elapsed() >= Duration::from_millis(350),
+        "{:?}",
+        t.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn stream_pings_after_tokens_time_out() {
+    let mut s = stream_with_idle("mock-stream-ping-forever:after=2", 400).await;
+    let (got, e) = chunks_then_error(&mut s).await;
+    assert_eq!(got, 2);
+    assert_eq!(e.code(), "ETIMEDOUT");
+    assert_eq!(e.timeout_ms(), Some(400));
+    assert_eq!(
+        s.final_completion()["choices"][0]["message"]["content"],
+        "Hello,"
+    );
+}
+
+/// No message may show the JSON parser's words.
+fn assert_no_parser_words(message: &str) {
+    for word in [
+        "invalid length",
+        "expected struct",
+        "Probe",
+        "trailing characters",
+        "EOF while",
+    ] {
+        assert!(!message.contains(word), "{message:?} shows {word:?}");
+    }
+}
+
+#[tokio::test]
+async fn ok_json_not_object_is_bad_response() {
+    for (shape, what) in [
+        ("pair", "a JSON array of 2 items"),
+        ("string", "a JSON string"),
+        ("number", "a JSON number"),
+    ] {
+        let e = err_of(&format!("mock-ok-not-object:shape={shape}"), 0).await;
+        assert_eq!(e.code(), "LLM_BAD_RESPONSE", "{shape}");
+        assert_eq!(e.status(), Some(200));
+        assert_eq!(
+            e.to_string(),
+            format!("the gateway answered 200 with {what}, not a chat completion")
+        );
+        assert_no_parser_words(&e.to_string());
+    }
+}
+
+#[tokio::test]
+async fn ok_json_array_of_completions_is_not_a_result() {
+    let e = err_of("mock-ok-not-object:shape=triple", 0).await;
+    assert_eq!(e.code(), "LLM_BAD_RESPONSE");
+    assert_eq!(
+        e.to_string(),
+        "the gateway answered 200 with a JSON array of 3 items, not a chat completion"
+    );
+    let raw = client()
+        .call_specific_model_raw(
+            "mock-ok-not-object:shape=triple",
+            msgs("hi"),
+            params(json!({})),
+            opts(5_000, 0),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(raw.code(), "LLM_BAD_RESPONSE");
+}
+
+#[tokio::test]
+async fn ok_litellm_fanout_array_is_bad_response() {
+    let e = err_of("mock-ok-not-object:shape=fanout", 0).await;
+    assert_eq!(e.code(), "LLM_BAD_RESPONSE");
+    assert_eq!(
+        e.to_string(),
+        "the gateway answered 200 with a JSON array of 4 items, not a chat completion"
+    );
+    assert_no_parser_words(&e.to_string());
+}
+
+#[tokio::test]
+async fn stream_answered_with_json_array_is_bad_response() {
+    let e = client()
+        .stream(
+            "mock-ok-not-object:shape=triple",
+            msgs("hi"),
+            params(json!({})),
+            opts(5_000, 0),
+        )
+        .await
+        .expect_err("an array is not a stream");
+    assert_eq!(e.code(), "LLM_BAD_RESPONSE");
+    assert!(
+        e.to_string()
+            .contains("a JSON array of 3 items, not a chat completion"),
+        "{e}"
+    );
+}
+
+#[tokio::test]
+async fn embed_json_array_is_bad_response() {
+    let e = client()
+        .embed(
+            "mock-ok-not-object",
+            json!("hi"),
+            params(json!({})),
+            opts(5_000, 0),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "LLM_BAD_RESPONSE");
+    assert_eq!(
+        e.to_string(),
+        "the gateway answered 200 with a JSON array of 2 items, not an embeddings response"
+    );
+}
+
+#[tokio::test]
+async fn ok_truncated_json_is_worded() {
+    let e = err_of("mock-ok-truncated", 0).await;
+    assert_eq!(e.code(), "LLM_BAD_RESPONSE");
+    let m = e.to_string();
+    assert!(
+        m.starts_with("the gateway answered 200 with a body that is not a chat completion: it is cut short at line 1 column "),
+        "{m}"
+    );
+    assert_no_parser_words(&m);
+}
+
+#[tokio::test]
+async fn timeout_after_failed_attempt_keeps_last_error() {
+    let model = format!(
+        "mock-flaky:fails=9,status=500,ms=500,retry_after_ms=50,key={}",
+        unique("deadline-cut")
+    );
+    let e = client()
+        .call_specific_model(&model, msgs("hi"), params(json!({})), opts(800, 2))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "ETIMEDOUT");
+    assert_eq!(e.timeout_ms(), Some(800));
+    assert_eq!(e.attempts(), 2);
+    assert_eq!(
+        e.to_string(),
+        "timeout (800ms) after 2 attempts; last: HTTP 500 upstream temporarily unavailable (mock flaky failure 1 of 9)"
+    );
+    assert_eq!(e.status(), Some(500));
+    assert!(e.request_id().is_some_and(|id| id.starts_with("req_")));
+    assert_eq!(e.body().unwrap()["error"]["code"], "mock_flaky");
+    let d = e.detail().expect("the last attempt's detail");
+    assert_eq!(d.error_code.as_deref(), Some("mock_flaky"));
+}
+
+#[tokio::test]
+async fn stream_error_frame_keeps_fields() {
+    let (_, e) = stream_err("mock-stream-error-frame").await;
+    assert_eq!(e.code(), "LLM_STREAM_ERROR");
+    assert_eq!(e.to_string(), "rate limited mid-stream");
+    assert_eq!(
+        e.body(),
+        Some(json!({"error": {"message": "rate limited mid-stream", "code": "429"}}))
+    );
+    assert_eq!(e.detail().unwrap().error_code.as_deref(), Some("429"));
+    assert!(e.request_id().is_some());
+    let (_, e) = stream_err("mock-stream-event-error").await;
+    assert_eq!(e.to_string(), "upstream overloaded");
+    assert_eq!(e.body().unwrap()["error"]["message"], "upstream overloaded");
+}
+
+#[tokio::test]
+async fn stream_cut_mid_chunk_is_worded() {
+    // Not a shared scenario: the wording of the HTTP layer's "unexpected EOF during chunk
+    // size line" once tokens were received.
+    let (chunks, e) = stream_err("mock-stream-truncated:abrupt=1").await;
+    assert_eq!(chunks.len(), 2);
+    assert_eq!(
+        e.to_string(),
+        "connection lost mid-stream: the gateway closed the connection before the body was complete"
+    );
+}
+
+#[tokio::test]
+async fn stream_closed_before_any_event() {
+    for spec in ["mock-stream-empty", "mock-stream-empty:abrupt=1"] {
+        let (chunks, e) = stream_err(spec).await;
+        assert!(chunks.is_empty());
+        assert_eq!(e.code(), "LLM_STREAM_ERROR", "{spec}");
+        assert_eq!(
+            e.to_string(),
+            "the gateway closed the stream before sending any event (its upstream probably failed)",
+            "{spec}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn not_found_names_url_without_secrets() {
+    let base = &gateway().base;
+    let e = client_for(&format!("{base}/v1?api-key=s3cret&api-version=1"))
+        .call_specific_model(
+            "mock-err-not-found",
+            msgs("hi"),
+            params(json!({})),
+            opts(5_000, 0),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "LLM_HTTP_ERROR");
+    assert_eq!(e.status(), Some(404));
+    assert_eq!(
+        e.to_string(),
+        format!("Not Found (POST {base}/v1/chat/completions?api-key=***&api-version=1)")
+    );
+    assert!(!format!("{e:?}").contains("s3cret"));
+}
+
+#[tokio::test]
+async fn flask_wrapped_error_summary_is_inner_message() {
+    let e = err_of("mock-err-flask", 0).await;
+    assert_eq!(e.code(), "LLM_HTTP_ERROR");
+    assert_eq!(e.status(), Some(401));
+    assert_eq!(e.to_string(), "Invalid token");
+    let body = e.body().unwrap();
+    assert!(
+        body["error"].as_str().unwrap().starts_with("API Error: {"),
+        "{body}"
+    );
+}

@@ -237,7 +237,7 @@ test('2xx truncated JSON → LLM_BAD_RESPONSE, not retried', async () => {
 test('invalid UTF-8 in 2xx JSON → LLM_BAD_RESPONSE with the first bytes', async () => {
   const { err } = await callErr(client(), unique('mock-ok-invalid-utf8:tag='), 2000, 2);
   assert.equal(err.code, 'LLM_BAD_RESPONSE');
-  assertMentions(err, ['not the expected JSON']);
+  assertMentions(err, ['not valid UTF-8']);
   assert.equal(err.status, 200);
   assert.ok(typeof err.body === 'string' && err.body.startsWith('{'), `body: ${err.body}`);
 });

@@ -692,3 +692,153 @@ scenario('secret_never_in_errors_or_logs', () =>
     },
     { LLM_LOG: 'debug' },
   ));
+
+// ------------------------------- streams alive without progress, defects behind real gateways
+
+/** No message may show the JSON parser's words. */
+function assertNoParserWords(message) {
+  for (const word of ['invalid length', 'expected struct', 'Probe', 'trailing characters', 'EOF while']) {
+    assert.ok(!message.includes(word), `${JSON.stringify(message)} shows ${word}`);
+  }
+}
+
+scenario('stream_pings_without_data_time_out', () =>
+  inEnv(async () => {
+    const t0 = Date.now();
+    const { chunks, error } = await failingStream('stream-ping-forever', { idleTimeoutMs: 400, timeoutMs: 5000 });
+    assert.equal(chunks.length, 0);
+    assert.equal(error.code, 'ETIMEDOUT');
+    assert.equal(error.timeoutMs, 400);
+    // Pings arrived every 100 ms all along: only the idle rule can have ended the stream.
+    assert.ok(Date.now() - t0 >= 350, `ended after ${Date.now() - t0} ms`);
+  }));
+
+scenario('stream_pings_after_tokens_time_out', () =>
+  inEnv(async () => {
+    const { chunks, error, stream } = await failingStream('stream-ping-forever:after=2', {
+      idleTimeoutMs: 400,
+      timeoutMs: 5000,
+    });
+    assert.equal(chunks.length, 2);
+    assert.equal(error.code, 'ETIMEDOUT');
+    assert.equal(error.timeoutMs, 400);
+    assert.ok(stream);
+  }));
+
+scenario('ok_json_not_object_is_bad_response', () =>
+  inEnv(async () => {
+    for (const [shape, what] of [
+      ['pair', 'a JSON array of 2 items'],
+      ['string', 'a JSON string'],
+      ['number', 'a JSON number'],
+    ]) {
+      const e = await rejection(call(`mock-ok-not-object:shape=${shape}`));
+      assert.equal(e.code, 'LLM_BAD_RESPONSE', shape);
+      assert.equal(e.status, 200);
+      assert.equal(e.message, `the gateway answered 200 with ${what}, not a chat completion`);
+      assertNoParserWords(e.message);
+    }
+  }));
+
+scenario('ok_json_array_of_completions_is_not_a_result', () =>
+  inEnv(async () => {
+    const e = await rejection(call('mock-ok-not-object:shape=triple'));
+    assert.equal(e.code, 'LLM_BAD_RESPONSE');
+    assert.equal(e.message, 'the gateway answered 200 with a JSON array of 3 items, not a chat completion');
+  }));
+
+scenario('ok_litellm_fanout_array_is_bad_response', () =>
+  inEnv(async () => {
+    const e = await rejection(call('mock-ok-not-object:shape=fanout'));
+    assert.equal(e.code, 'LLM_BAD_RESPONSE');
+    assert.equal(e.message, 'the gateway answered 200 with a JSON array of 4 items, not a chat completion');
+    assertNoParserWords(e.message);
+  }));
+
+scenario('stream_answered_with_json_array_is_bad_response', () =>
+  inEnv(async () => {
+    const e = await rejection(call('mock-ok-not-object:shape=triple', { stream: true }));
+    assert.equal(e.code, 'LLM_BAD_RESPONSE');
+    assert.match(e.message, /a JSON array of 3 items, not a chat completion$/);
+  }));
+
+scenario('embed_json_array_is_bad_response', () =>
+  inEnv(async () => {
+    const e = await rejection(llm.embed('mock-ok-not-object', 'hi'));
+    assert.equal(e.code, 'LLM_BAD_RESPONSE');
+    assert.equal(e.message, 'the gateway answered 200 with a JSON array of 2 items, not an embeddings response');
+  }));
+
+scenario('ok_truncated_json_is_worded', () =>
+  inEnv(async () => {
+    const e = await rejection(call('mock-ok-truncated'));
+    assert.equal(e.code, 'LLM_BAD_RESPONSE');
+    assert.match(
+      e.message,
+      /^the gateway answered 200 with a body that is not a chat completion: it is cut short at line 1 column \d+$/,
+    );
+    assertNoParserWords(e.message);
+  }));
+
+scenario('timeout_after_failed_attempt_keeps_last_error', () =>
+  inEnv(async () => {
+    const model = `mock-flaky:fails=9,status=500,ms=500,retry_after_ms=50,key=${unique('deadline-cut-')}`;
+    const e = await rejection(call(model, { timeoutMs: 800, maxRetries: 2 }));
+    assert.equal(e.code, 'ETIMEDOUT');
+    assert.equal(e.timeoutMs, 800);
+    assert.equal(e.attempts, 2);
+    assert.equal(
+      e.message,
+      'timeout (800ms) after 2 attempts; last: HTTP 500 upstream temporarily unavailable (mock flaky failure 1 of 9)',
+    );
+    assert.equal(e.status, 500);
+    assert.match(e.requestId, /^req_\d+$/);
+    assert.equal(e.body.error.code, 'mock_flaky');
+    assert.equal(e.errorCode, 'mock_flaky');
+    assert.equal(e.type, 'one_api_error');
+  }));
+
+scenario('stream_error_frame_keeps_fields', () =>
+  inEnv(async () => {
+    const { error } = await failingStream('stream-error-frame');
+    assert.equal(error.code, 'LLM_STREAM_ERROR');
+    assert.equal(error.message, 'rate limited mid-stream');
+    assert.deepEqual(error.body, { error: { message: 'rate limited mid-stream', code: '429' } });
+    assert.equal(error.errorCode, '429');
+    assert.match(error.requestId, /^req_\d+$/);
+    const framed = (await failingStream('stream-event-error')).error;
+    assert.equal(framed.message, 'upstream overloaded');
+    assert.equal(framed.body.error.message, 'upstream overloaded');
+  }));
+
+scenario('stream_closed_before_any_event', () =>
+  inEnv(async () => {
+    for (const spec of ['stream-empty', 'stream-empty:abrupt=1']) {
+      const { chunks, error } = await failingStream(spec);
+      assert.equal(chunks.length, 0);
+      assert.equal(error.code, 'LLM_STREAM_ERROR', spec);
+      assert.equal(
+        error.message,
+        'the gateway closed the stream before sending any event (its upstream probably failed)',
+        spec,
+      );
+    }
+  }));
+
+scenario('not_found_names_url_without_secrets', () =>
+  withEnv(env({ LLM_BASE_URL: `${gw.url}/v1?api-key=s3cret&api-version=1` }), async () => {
+    const e = await rejection(call('mock-err-not-found'));
+    assert.equal(e.code, 'LLM_HTTP_ERROR');
+    assert.equal(e.status, 404);
+    assert.equal(e.message, `Not Found (POST ${gw.url}/v1/chat/completions?api-key=***&api-version=1)`);
+    assert.ok(!util.inspect(e).includes('s3cret'));
+  }));
+
+scenario('flask_wrapped_error_summary_is_inner_message', () =>
+  inEnv(async () => {
+    const e = await rejection(call('mock-err-flask'));
+    assert.equal(e.code, 'LLM_HTTP_ERROR');
+    assert.equal(e.status, 401);
+    assert.equal(e.message, 'Invalid token');
+    assert.match(e.body.error, /^API Error: \{/);
+  }));

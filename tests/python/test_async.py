@@ -4,6 +4,7 @@ HTTP request) and logs, against the mock gateway."""
 from __future__ import annotations
 
 import asyncio
+import os
 import logging
 import time
 
@@ -139,3 +140,41 @@ def test_async_works_across_event_loops(gateway):
     for _ in range(3):
         reply = asyncio.run(acall("qwen-plus", USER))
         assert reply["choices"][0]["message"]["content"] == "echo: hi"
+
+
+def test_async_notifier_without_file_descriptors_is_connection_error(tmp_path):
+    """With no file descriptor left (EMFILE), the first async call of a loop fails with
+    LLM_CONNECTION_ERROR, an LLMClientError, never a bare OSError. Run in a child process,
+    whose descriptor limit is lowered and then used up."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        import asyncio, os, resource
+        import claw_llm
+        loop = asyncio.new_event_loop()
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
+        held = []
+        try:
+            while True:
+                held.append(os.open(os.devnull, os.O_RDONLY))
+        except OSError:
+            pass
+        try:
+            loop.run_until_complete(claw_llm.acall_specific_model("m", [{"role": "user", "content": "hi"}]))
+        except claw_llm.LLMClientError as e:
+            print("CODE", e.code, type(e).__name__, isinstance(e, ConnectionError))
+            print("MESSAGE", e)
+        except BaseException as e:
+            print("OTHER", type(e).__name__, e)
+        """
+    )
+    env = {**os.environ, "LLM_BASE_URL": "http://127.0.0.1:9", "LLM_API_KEY": "sk-test", "LLM_LOG": "off"}
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=env
+    )
+    assert "CODE LLM_CONNECTION_ERROR APIConnectionError True" in out.stdout, out.stdout + out.stderr
+    assert "asyncio" in out.stdout

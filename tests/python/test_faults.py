@@ -306,7 +306,7 @@ def test_invalid_utf8_in_json_is_bad_response(mode, client):
     err, _ = call_err(
         mode, client(), unique("mock-ok-invalid-utf8:tag="), 2000, 2, claw_llm.BadResponseError, "LLM_BAD_RESPONSE"
     )
-    mentions(err, "not the expected JSON")
+    mentions(err, "not valid UTF-8")
     assert err.status == 200
     assert isinstance(err.body, str) and err.body.startswith("{"), repr(err.body)
 

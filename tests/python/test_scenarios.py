@@ -655,3 +655,148 @@ def test_secret_never_in_errors_or_logs(gateway, caplog, monkeypatch):
     seen += _lines(caplog) + [caplog.text]
     for text in seen:
         assert secret not in text
+
+
+# --- streams alive without progress, defects behind real gateways ---------------------------
+
+PARSER_WORDS = ("invalid length", "expected struct", "Probe", "trailing characters", "EOF while")
+
+
+def _no_parser_words(message: str) -> None:
+    for word in PARSER_WORDS:
+        assert word not in message, f"{message!r} shows {word!r}"
+
+
+def _until_timeout(stream):
+    got = []
+    with pytest.raises(APITimeoutError) as info:
+        for chunk in stream:
+            got.append(chunk)
+    return got, info.value
+
+
+def test_stream_pings_without_data_time_out(gateway):
+    stream = call("mock-stream-ping-forever", USER, stream=True, idle_timeout_ms=400, timeout_ms=5000)
+    started = time.monotonic()
+    got, e = _until_timeout(stream)
+    assert got == []
+    assert e.code == "ETIMEDOUT"
+    assert e.timeout_ms == 400
+    # Pings arrived every 100 ms all along: only the idle rule can have ended the stream.
+    assert time.monotonic() - started >= 0.35
+
+
+def test_stream_pings_after_tokens_time_out(gateway):
+    stream = call("mock-stream-ping-forever:after=2", USER, stream=True, idle_timeout_ms=400, timeout_ms=5000)
+    got, e = _until_timeout(stream)
+    assert len(got) == 2
+    assert e.timeout_ms == 400
+    assert stream.final_completion()["choices"][0]["message"]["content"] == "Hello,"
+
+
+def test_ok_json_not_object_is_bad_response(gateway):
+    for shape, what in [("pair", "a JSON array of 2 items"), ("string", "a JSON string"), ("number", "a JSON number")]:
+        with pytest.raises(BadResponseError) as info:
+            call(f"mock-ok-not-object:shape={shape}", USER)
+        e = info.value
+        assert e.code == "LLM_BAD_RESPONSE"
+        assert e.status == 200
+        assert str(e) == f"the gateway answered 200 with {what}, not a chat completion"
+        _no_parser_words(str(e))
+
+
+def test_ok_json_array_of_completions_is_not_a_result(gateway):
+    with pytest.raises(BadResponseError) as info:
+        call("mock-ok-not-object:shape=triple", USER)
+    assert str(info.value) == "the gateway answered 200 with a JSON array of 3 items, not a chat completion"
+
+
+def test_ok_litellm_fanout_array_is_bad_response(gateway):
+    with pytest.raises(BadResponseError) as info:
+        call("mock-ok-not-object:shape=fanout", USER)
+    assert str(info.value) == "the gateway answered 200 with a JSON array of 4 items, not a chat completion"
+    _no_parser_words(str(info.value))
+
+
+def test_stream_answered_with_json_array_is_bad_response(gateway):
+    # Raised by the call itself: never wrapped in a Stream.
+    with pytest.raises(BadResponseError) as info:
+        call("mock-ok-not-object:shape=triple", USER, stream=True)
+    assert str(info.value).endswith("a JSON array of 3 items, not a chat completion")
+
+
+async def test_stream_answered_with_json_array_is_bad_response_async(gateway):
+    with pytest.raises(BadResponseError):
+        await claw_llm.acall_specific_model("mock-ok-not-object:shape=triple", USER, stream=True)
+
+
+def test_embed_json_array_is_bad_response(gateway):
+    with pytest.raises(BadResponseError) as info:
+        claw_llm.embed("mock-ok-not-object", "hi")
+    assert str(info.value) == "the gateway answered 200 with a JSON array of 2 items, not an embeddings response"
+
+
+def test_ok_truncated_json_is_worded(gateway):
+    with pytest.raises(BadResponseError) as info:
+        call("mock-ok-truncated", USER)
+    message = str(info.value)
+    prefix = "the gateway answered 200 with a body that is not a chat completion: it is cut short at line 1 column "
+    assert message.startswith(prefix), message
+    assert message[len(prefix) :].isdigit()
+    _no_parser_words(message)
+
+
+def test_timeout_after_failed_attempt_keeps_last_error(gateway):
+    with pytest.raises(APITimeoutError) as info:
+        call(unique("flaky:fails=9,status=500,ms=500,retry_after_ms=50"), USER, timeout_ms=800, max_retries=2)
+    e = info.value
+    assert e.code == "ETIMEDOUT"
+    assert isinstance(e, TimeoutError)
+    assert e.timeout_ms == 800
+    assert e.attempts == 2
+    assert str(e) == (
+        "timeout (800ms) after 2 attempts; last: HTTP 500 upstream temporarily unavailable (mock flaky failure 1 of 9)"
+    )
+    assert e.status == 500
+    assert e.request_id.startswith("req_")
+    assert e.body["error"]["code"] == "mock_flaky"
+    assert e.error_code == "mock_flaky"
+    assert e.type == "one_api_error"
+
+
+def test_stream_error_frame_keeps_fields(gateway):
+    _, e = _read_until_error(call("mock-stream-error-frame", USER, stream=True))
+    assert e.code == "LLM_STREAM_ERROR"
+    assert str(e) == "rate limited mid-stream"
+    assert e.body == {"error": {"message": "rate limited mid-stream", "code": "429"}}
+    assert e.error_code == "429"
+    assert e.request_id.startswith("req_")
+    _, framed = _read_until_error(call("mock-stream-event-error", USER, stream=True))
+    assert framed.body["error"]["message"] == "upstream overloaded"
+
+
+def test_stream_closed_before_any_event(gateway):
+    for spec in ("mock-stream-empty", "mock-stream-empty:abrupt=1"):
+        got, e = _read_until_error(call(spec, USER, stream=True))
+        assert got == []
+        assert str(e) == "the gateway closed the stream before sending any event (its upstream probably failed)"
+
+
+def test_not_found_names_url_without_secrets(gateway, monkeypatch):
+    monkeypatch.setenv("LLM_BASE_URL", f"{gateway.url}/v1?api-key=s3cret&api-version=1")
+    with pytest.raises(APIStatusError) as info:
+        call("mock-err-not-found", USER)
+    e = info.value
+    assert e.code == "LLM_HTTP_ERROR"
+    assert e.status == 404
+    assert isinstance(e, claw_llm.NotFoundError)
+    assert str(e) == f"Not Found (POST {gateway.url}/v1/chat/completions?api-key=***&api-version=1)"
+    assert "s3cret" not in repr(e)
+
+
+def test_flask_wrapped_error_summary_is_inner_message(gateway):
+    with pytest.raises(AuthenticationError) as info:
+        call("mock-err-flask", USER)
+    e = info.value
+    assert str(e) == "Invalid token"
+    assert e.body["error"].startswith("API Error: {")

@@ -57,9 +57,11 @@ class LLMClientError(Exception):
             ``LLM_API_ERROR``, ``LLM_BAD_RESPONSE``, ``LLM_CONNECTION_ERROR``,
             ``LLM_STREAM_ERROR``, ``ABORT_ERR``).
         message: the summary of what went wrong (also ``str(err)``); alias ``summary``.
-        status: HTTP status when a response arrived, else ``None``.
+        status: HTTP status when a response arrived (for a timeout that cut a retry short,
+            the last failed attempt's), else ``None``.
         body: the response body (parsed JSON, or text) for status errors; the first bytes
-            of the body for ``BadResponseError``; else ``None``.
+            of the body for ``BadResponseError``; a stream error frame's JSON; for a timeout
+            that cut a retry short, the last failed attempt's body; else ``None``.
         request_id: the gateway's ``x-request-id`` when known.
         attempts: attempts made (retries included); 0 when none was made.
         timeout_ms: the deadline that expired (``APITimeoutError``).

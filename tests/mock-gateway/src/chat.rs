@@ -208,6 +208,11 @@ pub async fn flaky(conn: &mut Conn, ctx: &Ctx<'_>, spec: &Spec) -> Result<After,
         let payload = payload(ctx, spec, true)?;
         return Ok(deliver(conn, ctx, payload).await);
     }
+    // `ms`: fail only after this long (a slow upstream, as a real gateway's 500 after seconds).
+    let ms = spec.u64_or("ms", 0)?;
+    if ms > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+    }
     let mut resp = Response::json(
         status,
         &json!({"error": {

@@ -80,9 +80,49 @@ pub fn response(spec: &Spec) -> Result<Response, String> {
             "text/html",
             "<html><head><title>OneAPI</title></head><body><div id=\"root\">OneAPI: please log in</div></body></html>",
         ),
+        // A Flask API gateway that wraps its upstream's JSON error in a string.
+        "err-flask" => Response::json(
+            spec.status_or(401)?,
+            &json!({"error": format!(
+                "API Error: {}",
+                json!({"error": {"message": "Invalid token", "type": "invalid_request_error", "code": "invalid_api_key"}})
+            )}),
+        ),
+        // FastAPI's answer for a path it has no route for.
+        "err-not-found" => Response::json(404, &json!({"detail": "Not Found"})),
+        "ok-not-object" => Response::json(200, &not_object(spec.get("shape").unwrap_or("pair"))?),
         other => return Err(format!("{other:?} is not an error scenario")),
     };
     Ok(resp)
+}
+
+/// 2xx bodies that are JSON but not an object: `pair` `[1,2]`, `triple` (three completions),
+/// `fanout` (litellm's multi-model answer: four completions, ~4 KB), `string`, `number`.
+fn not_object(shape: &str) -> Result<serde_json::Value, String> {
+    let completion = |i: usize, content: &str| {
+        json!({
+            "id": format!("chatcmpl-mock-{i}"),
+            "object": "chat.completion",
+            "model": format!("model-{i}"),
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}
+        })
+    };
+    Ok(match shape {
+        "pair" => json!([1, 2]),
+        "triple" => json!((0..3).map(|i| completion(i, "Hello")).collect::<Vec<_>>()),
+        "fanout" => {
+            let long = "word ".repeat(160);
+            json!((0..4).map(|i| completion(i, &long)).collect::<Vec<_>>())
+        }
+        "string" => json!("Hello"),
+        "number" => json!(42),
+        other => {
+            return Err(format!(
+                "mock parameter shape={other:?} is not one of pair, triple, fanout, string, number"
+            ))
+        }
+    })
 }
 
 #[cfg(test)]
@@ -104,6 +144,14 @@ mod tests {
         assert_eq!(body_of("err-empty"), (503, String::new()));
         assert_eq!(body_of("err-quota").0, 429);
         assert_eq!(body_of("err-fastapi422").0, 422);
+        assert_eq!(body_of("err-flask").0, 401);
+        assert_eq!(
+            body_of("err-not-found"),
+            (404, r#"{"detail":"Not Found"}"#.into())
+        );
+        assert_eq!(body_of("ok-not-object").1, "[1,2]");
+        assert!(body_of("ok-not-object:shape=fanout").1.len() > 3000);
+        assert!(response(&Spec::parse("ok-not-object:shape=tree").unwrap()).is_err());
     }
 
     #[test]

@@ -45,6 +45,7 @@ const SCENARIOS: &[(&str, &[&str])] = &[
             "should_retry",
             "key",
             "tokens",
+            "ms",
         ],
     ),
     ("redirect", &["to", "status", "hops"]),
@@ -70,6 +71,11 @@ const SCENARIOS: &[(&str, &[&str])] = &[
     ("stream-endless-line", &[]),
     ("stream-malformed", &[]),
     ("stream-invalid-utf8", &[]),
+    ("stream-ping-forever", &["after", "every_ms"]),
+    ("stream-empty", &["abrupt"]),
+    ("ok-not-object", &["shape"]),
+    ("err-flask", &["status"]),
+    ("err-not-found", &[]),
 ];
 
 /// A parsed scenario spec.
@@ -299,7 +305,11 @@ async fn run(conn: &mut Conn, ctx: &Ctx<'_>, spec: &Spec) -> Result<After, Strin
     if name.starts_with("stream") {
         return stream::run(conn, ctx, spec).await;
     }
-    if name.starts_with("err-") || name == "ok-error" || name == "ok-html" {
+    if name.starts_with("err-")
+        || name == "ok-error"
+        || name == "ok-html"
+        || name == "ok-not-object"
+    {
         let resp = errors::response(spec)?;
         return Ok(send(conn, ctx, &resp).await);
     }

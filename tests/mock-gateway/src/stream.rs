@@ -167,6 +167,11 @@ enum Plan {
     BigEvent { bytes: u64 },
     /// `data: ` and an endless line.
     EndlessLine,
+    /// Fixed pieces, then keep-alive pings (comments and `event: ping`) every `every`, forever.
+    PingForever {
+        pieces: Vec<Vec<u8>>,
+        every: Duration,
+    },
 }
 
 /// Runs a `stream*` scenario. `Err` (bad parameter) is reported before the head is sent.
@@ -354,6 +359,29 @@ fn plan(ctx: &Ctx<'_>, spec: &Spec) -> Result<Plan, String> {
             bytes: spec.u64_or("bytes", 9 * 1024 * 1024)?,
         },
         "stream-endless-line" => Plan::EndlessLine,
+        "stream-ping-forever" => {
+            let after = spec.u64_or("after", 0)?.min(MAX_TOKENS) as usize;
+            let pieces = (0..after)
+                .map(|i| {
+                    let t = DEFAULT_TOKENS
+                        .get(i)
+                        .map_or_else(|| format!("t{i}"), |t| t.to_string());
+                    frame(&c.token(i, &t), "\n")
+                })
+                .collect();
+            Plan::PingForever {
+                pieces,
+                every: Duration::from_millis(spec.u64_or("every_ms", 100)?.max(1)),
+            }
+        }
+        "stream-empty" => {
+            let end = if spec.bool_or("abrupt", false)? {
+                End::Abrupt
+            } else {
+                End::FinishAndClose
+            };
+            events(Vec::new(), end)
+        }
         other => return Err(format!("mock scenario {other:?} is not a stream")),
     };
     Ok(plan)
@@ -521,6 +549,17 @@ async fn execute(conn: &mut Conn, ctx: &Ctx<'_>, plan: Plan) -> io::Result<After
                 conn.write_chunk(&frame(&d, "\n")).await?;
             }
             End::Finish
+        }
+        Plan::PingForever { pieces, every } => {
+            for piece in &pieces {
+                conn.write_chunk(piece).await?;
+            }
+            let pings: [&[u8]; 3] = [b": keep-alive\n\n", b"event: ping\ndata: \n\n", b"\n"];
+            for ping in pings.iter().cycle() {
+                tokio::time::sleep(every).await;
+                conn.write_chunk(ping).await?;
+            }
+            End::Hold
         }
         Plan::EndlessLine => {
             conn.write_chunk(b"data: ").await?;
