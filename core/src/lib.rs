@@ -25,12 +25,14 @@
 #![warn(missing_docs)]
 
 mod accumulate;
+pub mod batch;
 mod client;
 mod config;
 pub mod embeddings;
 mod error;
 mod log;
 mod probe;
+pub mod reasoning;
 pub mod retry;
 pub mod sse;
 mod stream;
@@ -42,6 +44,7 @@ pub use config::{
     ApiKey, Config, ConfigBuilder, LogLevel, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT_MS, ENV_NAMES,
 };
+pub use reasoning::Reasoning;
 pub use error::{summarize_body, Error, HttpErrorDetail, Result};
 pub use log::{error_line, log_failure, set_log_sink, LogSink};
 pub use stream::ChatStream;

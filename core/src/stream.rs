@@ -6,6 +6,7 @@ use crate::client::{snippet, RawResponse};
 use crate::config::LogLevel;
 use crate::error::{summarize_body, Error, Result};
 use crate::log;
+use crate::reasoning::StreamSplitter;
 use crate::sse::{SseDecoder, SseEvent};
 use bytes::Bytes;
 use futures::stream::Stream;
@@ -28,6 +29,8 @@ pub(crate) struct StreamMeta {
     pub idle: Duration,
     pub max_event_bytes: usize,
     pub cancel: CancellationToken,
+    /// Move a leading `<think>` block of each choice's content to `reasoning_content`.
+    pub split: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,6 +71,7 @@ pub struct ChatStream {
     idle_timer: Pin<Box<Sleep>>,
     last_read: Instant,
     cancelled: Pin<Box<WaitForCancellationFutureOwned>>,
+    splitter: Option<StreamSplitter>,
 }
 
 impl std::fmt::Debug for ChatStream {
@@ -96,6 +100,7 @@ impl ChatStream {
             idle_timer: Box::pin(tokio::time::sleep_until(now + meta.idle)),
             last_read: now,
             cancelled: Box::pin(meta.cancel.clone().cancelled_owned()),
+            splitter: meta.split.then(StreamSplitter::default),
             meta,
         }
     }
@@ -115,6 +120,9 @@ impl ChatStream {
     /// single chunk so callers see the same shape.
     pub(crate) fn from_completion(raw: RawResponse, meta: StreamMeta) -> Result<Self> {
         let mut value = raw.json()?;
+        if meta.split {
+            crate::reasoning::split_completion(&mut value);
+        }
         if let Some(choices) = value.get_mut("choices").and_then(Value::as_array_mut) {
             for c in choices {
                 if let Some(obj) = c.as_object_mut() {
@@ -228,7 +236,10 @@ impl ChatStream {
         if ev.data == "[DONE]" {
             self.state = State::Done;
             self.body = None; // release the connection now, whatever the server does next
-            return None;
+            // Text a splitter still holds (no finish_reason came) goes out as one last chunk.
+            let rest = self.splitter.as_mut().and_then(StreamSplitter::take_remaining)?;
+            self.acc.push(&rest);
+            return Some(Ok((rest.to_string(), rest)));
         }
         if ev.data.trim().is_empty() || ev.event.as_deref() == Some("ping") {
             return None; // keep-alive pings carry nothing for the caller
@@ -251,8 +262,14 @@ impl ChatStream {
             let summary = summarize_body(self.status, Some(&value), &ev.data);
             return Some(Err(self.stream_error(summary)));
         }
+        let (mut data, mut value) = (ev.data, value);
+        if let Some(splitter) = self.splitter.as_mut() {
+            if splitter.chunk(&mut value) {
+                data = value.to_string();
+            }
+        }
         self.acc.push(&value);
-        Some(Ok((ev.data, value)))
+        Some(Ok((data, value)))
     }
 
     fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<(String, Value)>>> {
