@@ -117,7 +117,7 @@ fn take_items(answer: &mut Value, start: usize, len: usize, total: usize) -> Res
             let err = Error::BadResponse {
                 status: 200,
                 message: "the embeddings reply has no data array".into(),
-                snippet: crate::client::snippet(answer.to_string().as_bytes()),
+                snippet: crate::error::snippet(answer.to_string().as_bytes()),
                 request_id: None,
                 attempts: 1,
             };

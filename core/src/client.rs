@@ -1,206 +1,24 @@
-//! The client: one pooled HTTP connection set, the request path shared by chat, streams and
-//! embeddings, deadlines (§6), retries (§7), response checks (§8) and logs (§9).
+//! The public API: [`Client`] and its calls (chat, streams, embeddings). Each call validates its
+//! arguments, builds the body, then runs its attempts under the call's deadline, the retry rules
+//! and cancellation (`execute`), and logs a failure once. One attempt is `attempt.rs`; the wire
+//! is `transport.rs`; what a 2xx body is, `check.rs`.
 
+use crate::attempt::{self, Reply, Want};
+use crate::check::{Kind, RawResponse};
 use crate::config::{Config, LogLevel};
-use crate::error::{http_detail, Error, Result};
+use crate::error::{Error, Result};
 use crate::log;
-use crate::retry::{self, Failed};
+use crate::options::{type_name, CallOptions};
+use crate::retry;
 use crate::stream::ChatStream;
-use bytes::{Bytes, BytesMut};
-use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
-use serde::de::IgnoredAny;
+use crate::transport::Pool;
+use bytes::Bytes;
 use serde_json::{Map, Value};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-
-/// Connect timeout of every attempt (inside the call's total deadline).
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// Per-call options that belong to the client, not to the request body.
-///
-/// ```
-/// use serde_json::json;
-/// let mut params = json!({"timeoutMs": 500, "temperature": 0.2}).as_object().unwrap().clone();
-/// let (opts, stream) = claw_llm::CallOptions::extract(&mut params).unwrap();
-/// assert_eq!(opts.timeout_ms, Some(500));
-/// assert!(!stream);
-/// assert_eq!(params.len(), 1); // temperature is passed through
-/// ```
-#[derive(Debug, Clone, Default)]
-pub struct CallOptions {
-    /// Total deadline of the call, retries included (for a stream: until the head arrives).
-    pub timeout_ms: Option<u64>,
-    /// Longest gap between two reads of a stream (default: the timeout).
-    pub idle_timeout_ms: Option<u64>,
-    /// Retries after the first attempt.
-    pub max_retries: Option<u32>,
-    /// Extra request headers for this call.
-    pub headers: Vec<(String, String)>,
-    /// Cancels the call (and its stream) when triggered.
-    pub cancel: Option<CancellationToken>,
-    /// Inputs per embeddings request (`batchSize`; else `EMBEDDING_BATCH_SIZE`, else the
-    /// model's known limit, else 2048).
-    pub batch_size: Option<usize>,
-    /// What to do with a leading `<think>` block (`reasoning: "raw" | "split"`; else
-    /// `LLM_REASONING`).
-    pub reasoning: Option<crate::Reasoning>,
-}
-
-impl CallOptions {
-    /// Removes the client's own keys (`timeoutMs`, `idleTimeoutMs`, `maxRetries`, `headers`,
-    /// `signal`, `stream`) from a JS-style options object and validates them; what stays in
-    /// `params` is passed to the gateway untouched. Returns the options and the `stream` flag.
-    pub fn extract(params: &mut Map<String, Value>) -> Result<(CallOptions, bool)> {
-        let mut opts = CallOptions {
-            timeout_ms: positive_ms(params.shift_remove("timeoutMs"), "timeoutMs")?,
-            idle_timeout_ms: positive_ms(params.shift_remove("idleTimeoutMs"), "idleTimeoutMs")?,
-            ..Default::default()
-        };
-        match params.shift_remove("maxRetries") {
-            None | Some(Value::Null) => {}
-            Some(v) => {
-                let n = v.as_u64().filter(|n| *n <= 100).ok_or_else(|| {
-                    Error::config(format!(
-                        "maxRetries must be an integer between 0 and 100, got {v}"
-                    ))
-                })?;
-                opts.max_retries = Some(n as u32);
-            }
-        }
-        match params.shift_remove("headers") {
-            None | Some(Value::Null) => {}
-            Some(Value::Object(h)) => {
-                for (k, v) in h {
-                    let v = v
-                        .as_str()
-                        .ok_or_else(|| Error::config(format!("headers[{k:?}] must be a string")))?;
-                    validate_header(&k, v)?;
-                    opts.headers.push((k, v.to_string()));
-                }
-            }
-            Some(other) => {
-                return Err(Error::config(format!(
-                    "headers must be an object of strings, got {}",
-                    type_name(&other)
-                )))
-            }
-        }
-        params.shift_remove("signal");
-        match params.shift_remove("batchSize") {
-            None | Some(Value::Null) => {}
-            Some(v) => {
-                let n = v.as_u64().filter(|n| *n > 0).ok_or_else(|| {
-                    Error::config(format!("batchSize must be a positive integer, got {v}"))
-                })?;
-                opts.batch_size = Some(n as usize);
-            }
-        }
-        // Only the string form is ours: an object `reasoning` (OpenRouter's `{effort}`) is the
-        // gateway's and passes through.
-        if let Some(Value::String(mode)) = params.get("reasoning") {
-            opts.reasoning = Some(crate::Reasoning::parse(mode)?);
-            params.shift_remove("reasoning");
-        }
-        let stream = match params.shift_remove("stream") {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(b)) => b,
-            Some(other) => {
-                return Err(Error::config(format!(
-                    "stream must be a boolean, got {}",
-                    type_name(&other)
-                )))
-            }
-        };
-        Ok((opts, stream))
-    }
-}
-
-fn positive_ms(v: Option<Value>, name: &str) -> Result<Option<u64>> {
-    match v {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => match v.as_f64() {
-            Some(f) if (1.0..=1e12).contains(&f) => Ok(Some(f as u64)),
-            _ => Err(Error::config(format!(
-                "{name} must be a positive number of milliseconds, got {v}"
-            ))),
-        },
-    }
-}
-
-fn type_name(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-/// Checks a header name and value can go on the wire.
-pub(crate) fn validate_header(name: &str, value: &str) -> Result<()> {
-    HeaderName::from_bytes(name.as_bytes())
-        .map_err(|_| Error::config(format!("invalid header name {name:?}")))?;
-    HeaderValue::from_str(value)
-        .map_err(|_| Error::config(format!("invalid value for header {name:?}")))?;
-    Ok(())
-}
-
-/// A reqwest client rebuilt when the process id changes, so a child after `fork()` never
-/// uses connections (and runtime tasks) that belong to its parent.
-struct Http {
-    slot: RwLock<(u32, reqwest::Client)>,
-}
-
-impl Http {
-    fn new() -> Result<Self> {
-        Ok(Http {
-            slot: RwLock::new((std::process::id(), build_http()?)),
-        })
-    }
-
-    fn get(&self) -> Result<reqwest::Client> {
-        let pid = std::process::id();
-        if let Ok(g) = self.slot.read() {
-            if g.0 == pid {
-                return Ok(g.1.clone());
-            }
-        }
-        let fresh = build_http()?;
-        if let Ok(mut g) = self.slot.write() {
-            *g = (pid, fresh.clone());
-        }
-        Ok(fresh)
-    }
-}
-
-fn build_http() -> Result<reqwest::Client> {
-    reqwest::Client::builder()
-        .connect_timeout(CONNECT_TIMEOUT)
-        .pool_idle_timeout(Duration::from_secs(90))
-        .tcp_nodelay(true)
-        .user_agent(concat!("claw-llm/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .map_err(|e| Error::config(format!("cannot build the HTTP client: {e}")))
-}
-
-fn shared_http() -> Result<&'static Http> {
-    static SHARED: OnceLock<Http> = OnceLock::new();
-    if let Some(h) = SHARED.get() {
-        return Ok(h);
-    }
-    let h = Http::new()?;
-    Ok(SHARED.get_or_init(|| h))
-}
-
-enum Pool {
-    Own(Http),
-    Shared(&'static Http),
-}
 
 struct Inner {
     config: Config,
@@ -237,62 +55,13 @@ impl std::fmt::Debug for Client {
     }
 }
 
-/// Which kind of request is under way (for the URL and the body check).
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Kind {
-    Chat,
-    Embeddings,
-}
-
-/// A 2xx answer whose body was read and checked.
-#[derive(Debug, Clone)]
-pub struct RawResponse {
-    /// HTTP status.
-    pub status: u16,
-    /// The gateway's request id.
-    pub request_id: Option<String>,
-    /// The body: valid JSON, an object, not an `error` envelope.
-    pub body: Bytes,
-}
-
-impl RawResponse {
-    /// Parses the body (it was already checked to be a JSON object).
-    pub fn json(&self) -> Result<Value> {
-        serde_json::from_slice(&self.body).map_err(|e| Error::BadResponse {
-            status: self.status,
-            message: format!("the response is not valid JSON: {e}"),
-            snippet: snippet(&self.body),
-            request_id: self.request_id.clone(),
-            attempts: 1,
-        })
-    }
-}
-
-enum Reply {
-    Body(RawResponse),
-    /// A body checked and parsed in one pass (see [`parse_checked`]).
-    Parsed(RawResponse, Value),
-    Stream(reqwest::Response),
-}
-
-/// What the caller of [`Client::execute`] wants back.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Want {
-    /// The checked body bytes (bindings parse them with their own JSON parser).
-    Body,
-    /// The body parsed: checked and parsed in one pass when possible.
-    Value,
-    /// A stream (or the body of a gateway that ignored `stream: true`).
-    Stream,
-}
-
 impl Client {
     /// A client with its own connection pool.
     pub fn new(config: Config) -> Result<Self> {
         Ok(Client {
             inner: Arc::new(Inner {
                 config,
-                pool: Pool::Own(Http::new()?),
+                pool: Pool::own()?,
                 endpoints: Default::default(),
             }),
         })
@@ -315,7 +84,7 @@ impl Client {
         Ok(Client {
             inner: Arc::new(Inner {
                 config,
-                pool: Pool::Shared(shared_http()?),
+                pool: Pool::shared()?,
                 endpoints: Default::default(),
             }),
         })
@@ -336,10 +105,7 @@ impl Client {
     }
 
     fn http(&self) -> Result<reqwest::Client> {
-        match &self.inner.pool {
-            Pool::Own(h) => h.get(),
-            Pool::Shared(h) => h.get(),
-        }
+        self.inner.pool.get()
     }
 
     fn resolve_model<'a>(
@@ -420,7 +186,8 @@ impl Client {
                 }
             }
             let body = chat_body(model, messages, params, false)?;
-            let split = opts.reasoning.unwrap_or(self.config().reasoning()) == crate::Reasoning::Split;
+            let split =
+                opts.reasoning.unwrap_or(self.config().reasoning()) == crate::Reasoning::Split;
             match self.execute(Kind::Chat, body, &opts, want).await? {
                 Reply::Stream(_) => Err(Error::config("unexpected stream")),
                 reply if split => split_reasoning(reply),
@@ -529,19 +296,24 @@ impl Client {
             let model = self.resolve_model(model, cfg.embedding_model(), "EMBEDDING_MODEL_ID")?;
             crate::embeddings::check_input(&input)?;
             let expected = crate::embeddings::expected_dims(&params, cfg.embedding_dims())?;
-            let size = crate::batch::batch_size(model, opts.batch_size, cfg.embedding_batch_size());
+            let size =
+                crate::batch::batch_size(model, opts.batch_size, cfg.embedding_batch_size());
             let (dims, send_dims) = (cfg.embedding_dims(), cfg.send_embedding_dims());
             let items = match input {
                 Value::Array(items) if items.len() > size => items,
                 input => {
-                    let body = crate::embeddings::request_body(model, input, params, dims, send_dims)?;
+                    let body =
+                        crate::embeddings::request_body(model, input, params, dims, send_dims)?;
                     return match self.execute(Kind::Embeddings, body, &opts, want).await? {
                         Reply::Stream(_) => Err(Error::config("unexpected stream")),
                         reply => check_reply_dims(reply, expected),
                     };
                 }
             };
-            let timeout = opts.timeout_ms.map(Duration::from_millis).unwrap_or(cfg.timeout());
+            let timeout = opts
+                .timeout_ms
+                .map(Duration::from_millis)
+                .unwrap_or(cfg.timeout());
             let merged = crate::batch::run(
                 items,
                 size,
@@ -559,13 +331,14 @@ impl Client {
                             dims,
                             send_dims,
                         )?;
-                        let reply = self.execute(Kind::Embeddings, body, &one, Want::Value).await?;
-                        let value = match check_reply_dims(reply, expected)? {
-                            Reply::Parsed(_, v) => v,
-                            Reply::Body(raw) => raw.json()?,
-                            Reply::Stream(_) => return Err(Error::config("unexpected stream")),
-                        };
-                        Ok(value)
+                        let reply = self
+                            .execute(Kind::Embeddings, body, &one, Want::Value)
+                            .await?;
+                        match check_reply_dims(reply, expected)? {
+                            Reply::Parsed(_, v) => Ok(v),
+                            Reply::Body(raw) => raw.json(),
+                            Reply::Stream(_) => Err(Error::config("unexpected stream")),
+                        }
                     }
                 },
             )
@@ -618,7 +391,7 @@ impl Client {
         };
         let endpoint = self.endpoint(kind);
         let http = self.http()?;
-        let headers = self.headers(opts, want == Want::Stream)?;
+        let headers = attempt::headers(cfg, opts, want == Want::Stream)?;
         let attempts = AtomicU32::new(0);
         let level = cfg.log_level();
         let on_retry = |err: &Error, wait: Duration| {
@@ -636,7 +409,7 @@ impl Client {
         let run = retry::run(max_retries, deadline, &attempts, on_retry, || {
             let n = attempts.load(Ordering::Relaxed);
             let (headers, body) = (headers.clone(), body.clone());
-            self.attempt(&http, url, endpoint, headers, body, kind, want, n)
+            attempt::send(cfg, &http, url, endpoint, headers, body, kind, want, n)
         });
         let guarded = async {
             match tokio::time::timeout_at(deadline, run).await {
@@ -655,98 +428,6 @@ impl Client {
                 r = guarded => r,
             },
         }
-    }
-
-    fn headers(&self, opts: &CallOptions, stream: bool) -> Result<HeaderMap> {
-        let cfg = self.config();
-        let mut h = HeaderMap::new();
-        let auth = HeaderValue::from_str(&format!("Bearer {}", cfg.api_key().expose()))
-            .map_err(|_| Error::config("LLM_API_KEY is not a valid header value"))?;
-        let mut auth = auth;
-        auth.set_sensitive(true);
-        h.insert(AUTHORIZATION, auth);
-        h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        h.insert(
-            reqwest::header::ACCEPT,
-            HeaderValue::from_static(if stream {
-                "text/event-stream"
-            } else {
-                "application/json"
-            }),
-        );
-        for (k, v) in cfg.headers().iter().chain(opts.headers.iter()) {
-            let name = HeaderName::from_bytes(k.as_bytes())
-                .map_err(|_| Error::config(format!("invalid header name {k:?}")))?;
-            let value = HeaderValue::from_str(v)
-                .map_err(|_| Error::config(format!("invalid value for header {k:?}")))?;
-            h.insert(name, value);
-        }
-        Ok(h)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn attempt(
-        &self,
-        http: &reqwest::Client,
-        url: &str,
-        endpoint: Option<&reqwest::Url>,
-        headers: HeaderMap,
-        body: Bytes,
-        kind: Kind,
-        want: Want,
-        attempt_no: u32,
-    ) -> std::result::Result<Reply, Failed> {
-        let cfg = self.config();
-        let started = Instant::now();
-        let request = match endpoint {
-            Some(parsed) => http.post(parsed.clone()),
-            None => http.post(url),
-        };
-        let sent = request.headers(headers).body(body).send().await;
-        let mut resp = match sent {
-            Ok(r) => r,
-            Err(e) => {
-                let err = connection_error(&e);
-                debug_attempt(cfg.log_level(), url, None, started, attempt_no, Some(&err));
-                // A redirect error (a loop, too many hops) comes after answers were received:
-                // retrying cannot help, and would multiply the hops (§7: before any byte only).
-                if e.is_redirect() {
-                    return Err(Failed::fatal(err));
-                }
-                return Err(Failed::classify(err));
-            }
-        };
-        let status = resp.status().as_u16();
-        debug_attempt(
-            cfg.log_level(),
-            url,
-            Some(status),
-            started,
-            attempt_no,
-            None,
-        );
-        let cap = cfg.max_response_bytes();
-        if !(200..300).contains(&status) {
-            let bytes = read_capped(&mut resp, cap).await.map_err(Failed::fatal)?;
-            return Err(Failed::classify(Error::Http(Box::new(http_detail(
-                status,
-                resp.headers(),
-                &bytes,
-            )))));
-        }
-        let request_id = retry::request_id(resp.headers());
-        if want == Want::Stream && is_event_stream(resp.headers()) {
-            return Ok(Reply::Stream(resp));
-        }
-        let bytes = read_capped(&mut resp, cap).await.map_err(Failed::fatal)?;
-        if want == Want::Value {
-            if let Some(checked) = parse_checked(status, resp.headers(), &bytes, &request_id) {
-                return checked.map_err(Failed::fatal);
-            }
-        }
-        check_body(status, resp.headers(), &bytes, request_id, kind)
-            .map(Reply::Body)
-            .map_err(Failed::fatal)
     }
 }
 
@@ -784,38 +465,6 @@ fn split_reasoning(reply: Reply) -> Result<Reply> {
     }
 }
 
-fn is_event_stream(h: &HeaderMap) -> bool {
-    h.get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.to_ascii_lowercase().starts_with("text/event-stream"))
-}
-
-fn debug_attempt(
-    level: LogLevel,
-    url: &str,
-    status: Option<u16>,
-    started: Instant,
-    attempt_no: u32,
-    err: Option<&Error>,
-) {
-    if level < LogLevel::Debug {
-        return;
-    }
-    let outcome = match (status, err) {
-        (Some(s), _) => s.to_string(),
-        (None, Some(e)) => format!("{} ({})", e.code(), e),
-        (None, None) => "?".into(),
-    };
-    log::emit(
-        level,
-        LogLevel::Debug,
-        &format!(
-            "[LLM_Client] POST {url} -> {outcome} in {}ms (attempt {attempt_no})",
-            started.elapsed().as_millis()
-        ),
-    );
-}
-
 fn check_messages(messages: &Value) -> Result<()> {
     match messages {
         Value::Array(a) if !a.is_empty() => Ok(()),
@@ -847,367 +496,10 @@ fn chat_body(
         .map_err(|e| Error::config(format!("the request cannot be encoded as JSON: {e}")))
 }
 
-/// Describes a transport error by its innermost cause (never includes headers).
-fn connection_error(e: &reqwest::Error) -> Error {
-    let mut cause = String::new();
-    let mut src: Option<&dyn std::error::Error> = std::error::Error::source(e);
-    while let Some(s) = src {
-        cause = s.to_string();
-        src = s.source();
-    }
-    if e.is_timeout() {
-        return Error::Timeout {
-            timeout_ms: CONNECT_TIMEOUT.as_millis() as u64,
-            attempts: 1,
-        };
-    }
-    let url = e.url().map(|u| u.as_str().to_string()).unwrap_or_default();
-    let what = if e.is_redirect() {
-        "redirect failed"
-    } else if e.is_connect() {
-        "connection failed"
-    } else {
-        "request failed"
-    };
-    let cause = if cause.is_empty() {
-        e.to_string()
-    } else {
-        cause
-    };
-    Error::Connection {
-        message: format!("{what}: {url}: {cause}"),
-        attempts: 1,
-    }
-}
-
-/// Reads a whole body, refusing more than `cap` bytes (after decompression) as it arrives.
-async fn read_capped(resp: &mut reqwest::Response, cap: u64) -> Result<Bytes> {
-    let status = resp.status().as_u16();
-    let too_large = |request_id| Error::BadResponse {
-        status,
-        message: format!(
-            "the response body exceeds the size cap of {cap} bytes (LLM_MAX_RESPONSE_BYTES)"
-        ),
-        snippet: String::new(),
-        request_id,
-        attempts: 1,
-    };
-    // The request id is only needed by the errors: looked up when one happens.
-    if resp.content_length().is_some_and(|n| n > cap) {
-        return Err(too_large(retry::request_id(resp.headers())));
-    }
-    let mut buf =
-        BytesMut::with_capacity(resp.content_length().unwrap_or(8 * 1024).min(1 << 20) as usize);
-    loop {
-        match resp.chunk().await {
-            Ok(Some(chunk)) => {
-                if (buf.len() + chunk.len()) as u64 > cap {
-                    return Err(too_large(retry::request_id(resp.headers())));
-                }
-                buf.extend_from_slice(&chunk);
-            }
-            Ok(None) => return Ok(buf.freeze()),
-            Err(e) => {
-                let mut cause = e.to_string();
-                let mut src: Option<&dyn std::error::Error> = std::error::Error::source(&e);
-                while let Some(s) = src {
-                    cause = s.to_string();
-                    src = s.source();
-                }
-                return Err(if is_content_decode_failure(&e) {
-                    Error::BadResponse {
-                        status,
-                        message: format!("the response body could not be decoded: {cause}"),
-                        snippet: snippet(&buf),
-                        request_id: retry::request_id(resp.headers()),
-                        attempts: 1,
-                    }
-                } else {
-                    Error::Connection {
-                        message: format!(
-                            "connection lost while reading the response ({} bytes received): {cause}",
-                            buf.len()
-                        ),
-                        attempts: 1,
-                    }
-                });
-            }
-        }
-    }
-}
-
-/// Whether a body read failed because the content could not be decoded (a corrupt gzip
-/// stream), not because the connection failed. reqwest reports both as "decode" errors: a
-/// decompressor's failure has its `io::Error` as the direct source, a reset or an early EOF
-/// has the HTTP layer's (hyper's) error there.
-fn is_content_decode_failure(e: &reqwest::Error) -> bool {
-    e.is_decode() && std::error::Error::source(e).is_some_and(|s| s.is::<std::io::Error>())
-}
-
-pub(crate) fn snippet(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned()
-}
-
-/// Just enough of a body to classify it, without building a tree.
-#[derive(serde::Deserialize)]
-struct Probe {
-    error: Option<IgnoredAny>,
-    choices: Option<IgnoredAny>,
-    data: Option<IgnoredAny>,
-}
-
-/// [`check_body`] and [`RawResponse::json`] in one pass, for the callers that want the `Value`:
-/// a body that parses as a JSON object, with at most one each of `error`, `choices` and `data` at
-/// the top, is classified from those keys exactly as the probe classifies it. `None` for anything
-/// else (not UTF-8, not an object, a syntax error, a duplicate of those keys, too deep): the caller
-/// then takes the two-step path, whose results and messages are the reference.
-fn parse_checked(
-    status: u16,
-    headers: &HeaderMap,
-    bytes: &Bytes,
-    request_id: &Option<String>,
-) -> Option<Result<Reply>> {
-    let text = std::str::from_utf8(bytes).ok()?;
-    let top: TopLevel = serde_json::from_str(text).ok()?;
-    let shape = top.shape;
-    if shape.error && !shape.choices && !shape.data {
-        return Some(Err(Error::Api(Box::new(http_detail(
-            status, headers, bytes,
-        )))));
-    }
-    let raw = RawResponse {
-        status,
-        request_id: request_id.clone(),
-        body: bytes.clone(),
-    };
-    Some(Ok(Reply::Parsed(raw, Value::Object(top.map))))
-}
-
-/// A top-level JSON object parsed into a `Map` (as `Value` parses it), noting whether `error`,
-/// `choices` and `data` are there and not null; a second occurrence of one of them is an error,
-/// as it is for the probe.
-struct TopLevel {
-    map: Map<String, Value>,
-    shape: crate::probe::Shape,
-}
-
-impl<'de> serde::Deserialize<'de> for TopLevel {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        struct Visit;
-        impl<'de> serde::de::Visitor<'de> for Visit {
-            type Value = TopLevel;
-
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut access: A,
-            ) -> std::result::Result<TopLevel, A::Error> {
-                let mut map = Map::new();
-                let mut shape = crate::probe::Shape::default();
-                let mut seen = [false; 3];
-                while let Some(key) = access.next_key::<String>()? {
-                    let value: Value = access.next_value()?;
-                    let (slot, present) = match key.as_str() {
-                        "error" => (0, &mut shape.error),
-                        "choices" => (1, &mut shape.choices),
-                        "data" => (2, &mut shape.data),
-                        _ => {
-                            map.insert(key, value);
-                            continue;
-                        }
-                    };
-                    if std::mem::replace(&mut seen[slot], true) {
-                        return Err(serde::de::Error::custom("duplicate field"));
-                    }
-                    *present = !value.is_null();
-                    map.insert(key, value);
-                }
-                Ok(TopLevel { map, shape })
-            }
-        }
-        d.deserialize_map(Visit)
-    }
-}
-
-/// Checks that a 2xx body is a JSON object and not an `error` envelope.
-fn check_body(
-    status: u16,
-    headers: &HeaderMap,
-    bytes: &Bytes,
-    request_id: Option<String>,
-    kind: Kind,
-) -> Result<RawResponse> {
-    // IgnoredAny skips strings without checking their UTF-8, so check it first (SIMD-fast).
-    // The fast scan answers the common bodies; serde decides (and words the errors) otherwise.
-    let probe = std::str::from_utf8(bytes)
-        .map_err(|e| serde_json::Error::io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
-        .and_then(|text| match crate::probe::scan(text.as_bytes()) {
-            Some(shape) => Ok(shape),
-            None => serde_json::from_str::<Probe>(text).map(|p| crate::probe::Shape {
-                error: p.error.is_some(),
-                choices: p.choices.is_some(),
-                data: p.data.is_some(),
-            }),
-        });
-    match probe {
-        Ok(p) => {
-            if p.error && !p.choices && !p.data {
-                return Err(Error::Api(Box::new(http_detail(status, headers, bytes))));
-            }
-            let _ = kind;
-            Ok(RawResponse {
-                status,
-                request_id,
-                body: bytes.clone(),
-            })
-        }
-        Err(e) => {
-            let text = String::from_utf8_lossy(&bytes[..bytes.len().min(4096)]);
-            let looks_html = text.trim_start().starts_with('<');
-            let message = if looks_html {
-                let title = crate::error::summarize_body(status, None, &text);
-                format!(
-                    "the gateway answered {status} with an HTML page ({title}) instead of JSON; check LLM_BASE_URL (does it need /v1?)"
-                )
-            } else if bytes.is_empty() {
-                format!("the gateway answered {status} with an empty body")
-            } else {
-                format!(
-                    "the gateway answered {status} with a body that is not the expected JSON: {e}"
-                )
-            };
-            Err(Error::BadResponse {
-                status,
-                message,
-                snippet: snippet(bytes),
-                request_id,
-                attempts: 1,
-            })
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn options_extract_client_keys_and_pass_the_rest() {
-        let mut p = json!({"timeoutMs": 1500, "maxRetries": 0, "idleTimeoutMs": 200,
-            "headers": {"x-a": "1"}, "signal": {}, "stream": true,
-            "temperature": 0.1, "tools": [], "response_format": {"type": "json_object"}})
-        .as_object()
-        .unwrap()
-        .clone();
-        let (o, stream) = CallOptions::extract(&mut p).unwrap();
-        assert!(stream);
-        assert_eq!(o.timeout_ms, Some(1500));
-        assert_eq!(o.idle_timeout_ms, Some(200));
-        assert_eq!(o.max_retries, Some(0));
-        assert_eq!(o.headers, vec![("x-a".to_string(), "1".to_string())]);
-        let keys: Vec<_> = p.keys().cloned().collect();
-        assert_eq!(keys, ["temperature", "tools", "response_format"]);
-    }
-
-    #[test]
-    fn options_reject_bad_values_with_config_code() {
-        for bad in [
-            json!({"stream": "yes"}),
-            json!({"timeoutMs": -1}),
-            json!({"timeoutMs": "fast"}),
-            json!({"maxRetries": 1.5}),
-            json!({"headers": "x"}),
-            json!({"headers": {"x": 1}}),
-            json!({"headers": {"bad name": "1"}}),
-        ] {
-            let mut p = bad.as_object().unwrap().clone();
-            let err = CallOptions::extract(&mut p).unwrap_err();
-            assert_eq!(err.code(), "LLM_CLIENT_CONFIG", "{bad}");
-        }
-    }
-
-    #[test]
-    fn body_check_classifies_2xx_bodies() {
-        let h = HeaderMap::new();
-        let ok = Bytes::from_static(br#"{"choices":[],"extra":1}"#);
-        assert!(check_body(200, &h, &ok, None, Kind::Chat).is_ok());
-        let api = Bytes::from_static(br#"{"error":{"message":"overloaded"}}"#);
-        let e = check_body(200, &h, &api, None, Kind::Chat).unwrap_err();
-        assert_eq!(e.code(), "LLM_API_ERROR");
-        assert_eq!(e.to_string(), "overloaded");
-        let html = Bytes::from_static(b"<html><title>OneAPI</title></html>");
-        let e = check_body(200, &h, &html, None, Kind::Chat).unwrap_err();
-        assert_eq!(e.code(), "LLM_BAD_RESPONSE");
-        assert!(e.to_string().contains("/v1"), "{e}");
-        let cut = Bytes::from_static(br#"{"choices":[{"mess"#);
-        assert_eq!(
-            check_body(200, &h, &cut, None, Kind::Chat)
-                .unwrap_err()
-                .code(),
-            "LLM_BAD_RESPONSE"
-        );
-        let bad_utf8 = Bytes::from_static(b"{\"choices\":\"\xff\"}");
-        assert_eq!(
-            check_body(200, &h, &bad_utf8, None, Kind::Chat)
-                .unwrap_err()
-                .code(),
-            "LLM_BAD_RESPONSE"
-        );
-    }
-
-    #[test]
-    fn one_pass_parse_agrees_with_check_then_parse() {
-        let h = HeaderMap::new();
-        let deep = format!("{{\"choices\":{}{}}}", "[".repeat(200), "]".repeat(200));
-        let bodies: Vec<&[u8]> = vec![
-            br#"{"choices":[{"message":{"content":"hi"}}],"usage":{"total_tokens":3},"x":[1,2.5e3]}"#,
-            br#"{"object":"list","data":[{"embedding":[0.25,-1e-3]}],"model":"m"}"#,
-            br#"{"error":{"message":"overloaded"}}"#,
-            br#"{"error":null,"choices":null}"#,
-            br#"{"error":"x","choices":[]}"#,
-            br#"{"a":1,"a":2,"choices":[]}"#,
-            br#"{"choices":[],"choices":[]}"#,
-            br#"{"\u0065rror":{"message":"escaped key"}}"#,
-            br#"{"n":1e400}"#,
-            br#"{}"#,
-            br#"[1,2,3]"#,
-            b"<html><title>x</title></html>",
-            b"{\"choices\":\"\xff\"}",
-            b"",
-            deep.as_bytes(),
-        ];
-        for body in bodies {
-            let bytes = Bytes::copy_from_slice(body);
-            let reference = check_body(200, &h, &bytes, None, Kind::Chat).and_then(|r| r.json());
-            let reference = reference.map_err(|e| (e.code(), e.to_string()));
-            match parse_checked(200, &h, &bytes, &None) {
-                None => {} // the two-step path answers, so the result is the reference by construction
-                Some(Ok(Reply::Parsed(raw, v))) => {
-                    assert_eq!(raw.body, bytes);
-                    assert_eq!(Ok(v), reference, "{}", String::from_utf8_lossy(body));
-                }
-                Some(Ok(_)) => panic!("parse_checked must answer Parsed"),
-                Some(Err(e)) => assert_eq!(
-                    Err((e.code(), e.to_string())),
-                    reference,
-                    "{}",
-                    String::from_utf8_lossy(body)
-                ),
-            }
-        }
-        // The common bodies do take the one-pass path.
-        let ok = Bytes::from_static(br#"{"choices":[]}"#);
-        assert!(matches!(
-            parse_checked(200, &h, &ok, &None),
-            Some(Ok(Reply::Parsed(..)))
-        ));
-        let api = Bytes::from_static(br#"{"error":{"message":"overloaded"}}"#);
-        assert!(matches!(parse_checked(200, &h, &api, &None), Some(Err(_))));
-    }
 
     #[test]
     fn chat_body_keeps_model_verbatim_and_params_untouched() {

@@ -423,7 +423,7 @@ impl ConfigBuilder {
             }
         };
         for (name, value) in &self.headers {
-            crate::client::validate_header(name, value)?;
+            validate_header(name, value)?;
         }
         let embedding_batch_size = match self.embedding_batch_size {
             Some(n) => Some(n),
@@ -487,6 +487,15 @@ impl ConfigBuilder {
             reasoning,
         })
     }
+}
+
+/// Checks a header name and value can go on the wire.
+pub(crate) fn validate_header(name: &str, value: &str) -> Result<()> {
+    reqwest::header::HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| Error::config(format!("invalid header name {name:?}")))?;
+    reqwest::header::HeaderValue::from_str(value)
+        .map_err(|_| Error::config(format!("invalid value for header {name:?}")))?;
+    Ok(())
 }
 
 fn parse_env<T: std::str::FromStr>(

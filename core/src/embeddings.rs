@@ -84,7 +84,7 @@ pub fn vectors(reply: &Value) -> Result<Vec<Vec<f32>>> {
     let bad = |what: &str| Error::BadResponse {
         status: 200,
         message: format!("the embeddings reply {what}"),
-        snippet: crate::client::snippet(reply.to_string().as_bytes()),
+        snippet: crate::error::snippet(reply.to_string().as_bytes()),
         request_id: None,
         attempts: 1,
     };

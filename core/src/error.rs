@@ -194,6 +194,11 @@ impl Error {
     }
 }
 
+/// The first bytes of a body, lossily decoded (for `LLM_BAD_RESPONSE` and messages).
+pub(crate) fn snippet(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(&bytes[..bytes.len().min(200)]).into_owned()
+}
+
 /// Builds the detail of a status error (or a 2xx `error` body) from the raw response.
 pub(crate) fn http_detail(
     status: u16,

@@ -25,21 +25,26 @@
 #![warn(missing_docs)]
 
 mod accumulate;
+mod attempt;
 pub mod batch;
+mod check;
 mod client;
 mod config;
 pub mod embeddings;
 mod error;
 mod log;
+mod options;
 mod probe;
 pub mod reasoning;
 pub mod retry;
 pub mod sse;
 mod stream;
+mod transport;
 pub mod url;
 
 pub use accumulate::Accumulator;
-pub use client::{CallOptions, Client, RawResponse, CONNECT_TIMEOUT};
+pub use check::RawResponse;
+pub use client::Client;
 pub use config::{
     ApiKey, Config, ConfigBuilder, LogLevel, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT_MS, ENV_NAMES,
@@ -47,8 +52,10 @@ pub use config::{
 pub use reasoning::Reasoning;
 pub use error::{summarize_body, Error, HttpErrorDetail, Result};
 pub use log::{error_line, log_failure, set_log_sink, LogSink};
+pub use options::CallOptions;
 pub use stream::ChatStream;
 pub use tokio_util::sync::CancellationToken;
+pub use transport::CONNECT_TIMEOUT;
 
 use serde_json::{Map, Value};
 

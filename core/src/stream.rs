@@ -2,8 +2,9 @@
 //! completion, idle timeout, truncation detection and cancellation (CONTRACT §5, §6).
 
 use crate::accumulate::Accumulator;
-use crate::client::{snippet, RawResponse};
+use crate::check::RawResponse;
 use crate::config::LogLevel;
+use crate::error::snippet;
 use crate::error::{summarize_body, Error, Result};
 use crate::log;
 use crate::reasoning::StreamSplitter;

@@ -1,0 +1,153 @@
+//! One HTTP exchange: send the request, classify what came back (a status error, a checked
+//! 2xx body, or the head of an event stream) and say whether the retry rules allow another try.
+
+use crate::check::{check_body, parse_checked, Kind, RawResponse};
+use crate::config::{Config, LogLevel};
+use crate::error::{http_detail, Error, Result};
+use crate::log;
+use crate::options::CallOptions;
+use crate::retry::{self, Failed};
+use crate::transport::{connection_error, is_event_stream, read_capped};
+use bytes::Bytes;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
+use serde_json::Value;
+use tokio::time::Instant;
+
+pub(crate) enum Reply {
+    Body(RawResponse),
+    /// A body checked and parsed in one pass (see [`parse_checked`]).
+    Parsed(RawResponse, Value),
+    Stream(reqwest::Response),
+}
+
+/// What the caller of a request wants back.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Want {
+    /// The checked body bytes (bindings parse them with their own JSON parser).
+    Body,
+    /// The body parsed: checked and parsed in one pass when possible.
+    Value,
+    /// A stream (or the body of a gateway that ignored `stream: true`).
+    Stream,
+}
+
+/// The headers of every attempt of one call: the key (marked sensitive), JSON in, JSON or an
+/// event stream out, then the configured and the per-call extra headers.
+pub(crate) fn headers(cfg: &Config, opts: &CallOptions, stream: bool) -> Result<HeaderMap> {
+    let mut h = HeaderMap::new();
+    let auth = HeaderValue::from_str(&format!("Bearer {}", cfg.api_key().expose()))
+        .map_err(|_| Error::config("LLM_API_KEY is not a valid header value"))?;
+    let mut auth = auth;
+    auth.set_sensitive(true);
+    h.insert(AUTHORIZATION, auth);
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(
+        reqwest::header::ACCEPT,
+        HeaderValue::from_static(if stream {
+            "text/event-stream"
+        } else {
+            "application/json"
+        }),
+    );
+    for (k, v) in cfg.headers().iter().chain(opts.headers.iter()) {
+        let name = HeaderName::from_bytes(k.as_bytes())
+            .map_err(|_| Error::config(format!("invalid header name {k:?}")))?;
+        let value = HeaderValue::from_str(v)
+            .map_err(|_| Error::config(format!("invalid value for header {k:?}")))?;
+        h.insert(name, value);
+    }
+    Ok(h)
+}
+
+/// Sends one attempt of a request.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn send(
+    cfg: &Config,
+    http: &reqwest::Client,
+    url: &str,
+    endpoint: Option<&reqwest::Url>,
+    headers: HeaderMap,
+    body: Bytes,
+    kind: Kind,
+    want: Want,
+    attempt_no: u32,
+) -> std::result::Result<Reply, Failed> {
+    let started = Instant::now();
+    let request = match endpoint {
+        Some(parsed) => http.post(parsed.clone()),
+        None => http.post(url),
+    };
+    let sent = request.headers(headers).body(body).send().await;
+    let mut resp = match sent {
+        Ok(r) => r,
+        Err(e) => {
+            let err = connection_error(&e);
+            debug_attempt(cfg.log_level(), url, None, started, attempt_no, Some(&err));
+            // A redirect error (a loop, too many hops) comes after answers were received:
+            // retrying cannot help, and would multiply the hops (§7: before any byte only).
+            if e.is_redirect() {
+                return Err(Failed::fatal(err));
+            }
+            return Err(Failed::classify(err));
+        }
+    };
+    let status = resp.status().as_u16();
+    debug_attempt(
+        cfg.log_level(),
+        url,
+        Some(status),
+        started,
+        attempt_no,
+        None,
+    );
+    let cap = cfg.max_response_bytes();
+    if !(200..300).contains(&status) {
+        let bytes = read_capped(&mut resp, cap).await.map_err(Failed::fatal)?;
+        return Err(Failed::classify(Error::Http(Box::new(http_detail(
+            status,
+            resp.headers(),
+            &bytes,
+        )))));
+    }
+    let request_id = retry::request_id(resp.headers());
+    if want == Want::Stream && is_event_stream(resp.headers()) {
+        return Ok(Reply::Stream(resp));
+    }
+    let bytes = read_capped(&mut resp, cap).await.map_err(Failed::fatal)?;
+    if want == Want::Value {
+        if let Some(checked) = parse_checked(status, resp.headers(), &bytes, &request_id) {
+            return checked
+                .map(|(raw, value)| Reply::Parsed(raw, value))
+                .map_err(Failed::fatal);
+        }
+    }
+    check_body(status, resp.headers(), &bytes, request_id, kind)
+        .map(Reply::Body)
+        .map_err(Failed::fatal)
+}
+
+fn debug_attempt(
+    level: LogLevel,
+    url: &str,
+    status: Option<u16>,
+    started: Instant,
+    attempt_no: u32,
+    err: Option<&Error>,
+) {
+    if level < LogLevel::Debug {
+        return;
+    }
+    let outcome = match (status, err) {
+        (Some(s), _) => s.to_string(),
+        (None, Some(e)) => format!("{} ({})", e.code(), e),
+        (None, None) => "?".into(),
+    };
+    log::emit(
+        level,
+        LogLevel::Debug,
+        &format!(
+            "[LLM_Client] POST {url} -> {outcome} in {}ms (attempt {attempt_no})",
+            started.elapsed().as_millis()
+        ),
+    );
+}
