@@ -61,9 +61,11 @@ pub(crate) fn batch_size(model: &str, option: Option<usize>, configured: Option<
 fn mentions_batch_limit(summary: &str) -> bool {
     let s = summary.to_ascii_lowercase();
     let about_batch = s.contains("batch")
-        && ["size", "limit", "larger", "exceed", "too many", "max", "at most"]
-            .iter()
-            .any(|w| s.contains(w));
+        && [
+            "size", "limit", "larger", "exceed", "too many", "max", "at most",
+        ]
+        .iter()
+        .any(|w| s.contains(w));
     about_batch || s.contains("too many inputs") || s.contains("input array too long")
 }
 
@@ -294,7 +296,10 @@ mod tests {
             assert_eq!(item["text"], format!("t{i}"));
         }
         assert_eq!(v["usage"], json!({"prompt_tokens": 23, "total_tokens": 23}));
-        assert_eq!((v["model"].as_str(), v["object"].as_str()), (Some("m"), Some("list")));
+        assert_eq!(
+            (v["model"].as_str(), v["object"].as_str()),
+            (Some("m"), Some("list"))
+        );
     }
 
     #[tokio::test]
@@ -319,24 +324,33 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_batch_names_its_range_and_the_batch_knob() {
-        let e = run(texts(30), 10, 1, Duration::from_secs(5), |b, _| async move {
-            if b[0] == "t10" {
-                Err(Error::BadResponse {
-                    status: 400,
-                    message: "batch size is invalid, it should not be larger than 5".into(),
-                    snippet: String::new(),
-                    request_id: None,
-                    attempts: 1,
-                })
-            } else {
-                answer(b).await
-            }
-        })
+        let e = run(
+            texts(30),
+            10,
+            1,
+            Duration::from_secs(5),
+            |b, _| async move {
+                if b[0] == "t10" {
+                    Err(Error::BadResponse {
+                        status: 400,
+                        message: "batch size is invalid, it should not be larger than 5".into(),
+                        snippet: String::new(),
+                        request_id: None,
+                        attempts: 1,
+                    })
+                } else {
+                    answer(b).await
+                }
+            },
+        )
         .await
         .unwrap_err();
         assert_eq!(e.code(), "LLM_BAD_RESPONSE");
         let m = e.to_string();
-        assert!(m.starts_with("inputs 10-19 of 30: batch size is invalid"), "{m}");
+        assert!(
+            m.starts_with("inputs 10-19 of 30: batch size is invalid"),
+            "{m}"
+        );
         assert!(m.contains("EMBEDDING_BATCH_SIZE"), "{m}");
     }
 

@@ -296,8 +296,7 @@ impl Client {
             let model = self.resolve_model(model, cfg.embedding_model(), "EMBEDDING_MODEL_ID")?;
             crate::embeddings::check_input(&input)?;
             let expected = crate::embeddings::expected_dims(&params, cfg.embedding_dims())?;
-            let size =
-                crate::batch::batch_size(model, opts.batch_size, cfg.embedding_batch_size());
+            let size = crate::batch::batch_size(model, opts.batch_size, cfg.embedding_batch_size());
             let (dims, send_dims) = (cfg.embedding_dims(), cfg.send_embedding_dims());
             let items = match input {
                 Value::Array(items) if items.len() > size => items,

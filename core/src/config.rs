@@ -463,8 +463,9 @@ impl ConfigBuilder {
             Some(r) => r,
             None => match get(&["LLM_REASONING"]) {
                 None => Reasoning::Raw,
-                Some((_, v)) => Reasoning::parse(&v)
-                    .map_err(|_| Error::config(format!("LLM_REASONING must be raw or split, got {v:?}")))?,
+                Some((_, v)) => Reasoning::parse(&v).map_err(|_| {
+                    Error::config(format!("LLM_REASONING must be raw or split, got {v:?}"))
+                })?,
             },
         };
 

@@ -144,7 +144,10 @@ pub(crate) fn check_dims(reply: &Value, expected: usize) -> Result<()> {
             _ => continue,
         };
         if got != expected {
-            let position = item.get("index").and_then(Value::as_u64).unwrap_or(pos as u64);
+            let position = item
+                .get("index")
+                .and_then(Value::as_u64)
+                .unwrap_or(pos as u64);
             return Err(wrong_size(got, expected, position as usize));
         }
     }
@@ -276,9 +279,13 @@ mod tests {
         assert!(e.to_string().contains("3 values") && e.to_string().contains("4 were expected"));
         let bytes = serde_json::to_vec(&ok).unwrap();
         assert!(check_dims_raw(&bytes, 3).is_ok());
-        assert_eq!(check_dims_raw(&bytes, 2).unwrap_err().code(), "LLM_BAD_RESPONSE");
+        assert_eq!(
+            check_dims_raw(&bytes, 2).unwrap_err().code(),
+            "LLM_BAD_RESPONSE"
+        );
         // 3 floats = 12 bytes = 16 base64 characters; 2 floats = 8 bytes = "…=" padded.
-        let b64 = json!({"data": [{"embedding": "AAAAAAAAAAAAAAAA"}, {"embedding": "AAAAAAAAAAA="}]});
+        let b64 =
+            json!({"data": [{"embedding": "AAAAAAAAAAAAAAAA"}, {"embedding": "AAAAAAAAAAA="}]});
         assert!(check_dims(&b64, 3).is_err());
         assert_eq!(base64_floats("AAAAAAAAAAAAAAAA"), 3);
         assert_eq!(base64_floats("AAAAAAAAAAA="), 2);

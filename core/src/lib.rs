@@ -49,10 +49,10 @@ pub use config::{
     ApiKey, Config, ConfigBuilder, LogLevel, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT_MS, ENV_NAMES,
 };
-pub use reasoning::Reasoning;
 pub use error::{summarize_body, Error, HttpErrorDetail, Result};
 pub use log::{error_line, log_failure, set_log_sink, LogSink};
 pub use options::CallOptions;
+pub use reasoning::Reasoning;
 pub use stream::ChatStream;
 pub use tokio_util::sync::CancellationToken;
 pub use transport::CONNECT_TIMEOUT;

@@ -283,9 +283,7 @@ impl StreamSplitter {
                 .get("index")
                 .and_then(Value::as_u64)
                 .unwrap_or(pos as u64);
-            let finished = choice
-                .get("finish_reason")
-                .is_some_and(|f| !f.is_null());
+            let finished = choice.get("finish_reason").is_some_and(|f| !f.is_null());
             let Some(delta) = choice.get_mut("delta").and_then(Value::as_object_mut) else {
                 continue;
             };
@@ -340,7 +338,8 @@ impl StreamSplitter {
             if !piece.content.is_empty() {
                 delta.insert("content".into(), Value::String(piece.content));
             }
-            choices.push(serde_json::json!({"index": index, "delta": delta, "finish_reason": null}));
+            choices
+                .push(serde_json::json!({"index": index, "delta": delta, "finish_reason": null}));
         }
         if choices.is_empty() {
             return None;
@@ -433,7 +432,9 @@ mod tests {
         assert_eq!(v["choices"][0]["message"]["content"], "b");
         assert_eq!(v["choices"][0]["message"]["reasoning_content"], "a");
         assert_eq!(v["choices"][1]["message"]["content"], "plain");
-        assert!(v["choices"][1]["message"].get("reasoning_content").is_none());
+        assert!(v["choices"][1]["message"]
+            .get("reasoning_content")
+            .is_none());
         let mut plain = json!({"choices": [{"message": {"content": "x"}}]});
         assert!(!split_completion(&mut plain));
     }

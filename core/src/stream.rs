@@ -237,8 +237,11 @@ impl ChatStream {
         if ev.data == "[DONE]" {
             self.state = State::Done;
             self.body = None; // release the connection now, whatever the server does next
-            // Text a splitter still holds (no finish_reason came) goes out as one last chunk.
-            let rest = self.splitter.as_mut().and_then(StreamSplitter::take_remaining)?;
+                              // Text a splitter still holds (no finish_reason came) goes out as one last chunk.
+            let rest = self
+                .splitter
+                .as_mut()
+                .and_then(StreamSplitter::take_remaining)?;
             self.acc.push(&rest);
             return Some(Ok((rest.to_string(), rest)));
         }

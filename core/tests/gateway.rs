@@ -1072,7 +1072,10 @@ async fn embed_batches_split_to_the_model_limit() {
             )
             .await
             .unwrap();
-        assert_eq!(one["data"][0]["embedding"], data[i]["embedding"], "item {i}");
+        assert_eq!(
+            one["data"][0]["embedding"], data[i]["embedding"],
+            "item {i}"
+        );
     }
 }
 
@@ -1118,7 +1121,10 @@ async fn embed_batch_failure_names_range_and_batch_size() {
     assert_eq!(e.status(), Some(400));
     let m = e.to_string();
     assert!(m.starts_with("inputs 0-19 of 25: "), "{m}");
-    assert!(m.contains("batch size is invalid, it should not be larger than 10"), "{m}");
+    assert!(
+        m.contains("batch size is invalid, it should not be larger than 10"),
+        "{m}"
+    );
     assert!(m.contains("EMBEDDING_BATCH_SIZE"), "{m}");
 }
 
@@ -1146,7 +1152,10 @@ async fn embed_dims_mismatch_is_bad_response() {
         .unwrap_err();
     assert_eq!(e.code(), "LLM_BAD_RESPONSE");
     let m = e.to_string();
-    assert!(m.contains("4 values") && m.contains("8 were expected"), "{m}");
+    assert!(
+        m.contains("4 values") && m.contains("8 were expected"),
+        "{m}"
+    );
     // The raw path (Node's) checks too.
     let e = client()
         .embed_raw(
@@ -1282,7 +1291,10 @@ async fn reasoning_split_one_char_per_chunk() {
     assert_eq!(content, answer);
     assert!(pieces.iter().all(|p| p.chars().count() == 1), "{pieces:?}");
     assert_eq!(reasoning, format!("\n{THINK}\n"));
-    assert_eq!(s.final_completion()["choices"][0]["message"]["content"], answer);
+    assert_eq!(
+        s.final_completion()["choices"][0]["message"]["content"],
+        answer
+    );
 }
 
 #[tokio::test]

@@ -86,7 +86,8 @@ const SCORING_MARKER: &str = "Respond with only a single numerical score";
 /// the query (`Query: …\n\nDocument: …`), with two decimals.
 fn relevance_score(user: &str) -> String {
     let (query, document) = user.split_once("\n\nDocument:").unwrap_or((user, ""));
-    let query: std::collections::HashSet<String> = embeddings::tokenize(query).into_iter().collect();
+    let query: std::collections::HashSet<String> =
+        embeddings::tokenize(query).into_iter().collect();
     let words = embeddings::tokenize(document);
     let hits = words.iter().filter(|w| query.contains(*w)).count();
     format!("{:.2}", hits as f64 / words.len().max(1) as f64)
@@ -104,7 +105,10 @@ pub fn minimax_content(ctx: &Ctx<'_>, spec: &Spec) -> Result<String, String> {
     });
     if scoring {
         let user = messages.last().map(chat::content_text).unwrap_or_default();
-        return Ok(format!("<think>\n{REASONING}\n</think>\n\n{}", relevance_score(&user)));
+        return Ok(format!(
+            "<think>\n{REASONING}\n</think>\n\n{}",
+            relevance_score(&user)
+        ));
     }
     let json_answer = match mem0::answer(messages, false) {
         Some(answer) => Some(answer),
@@ -155,8 +159,14 @@ mod tests {
 
     #[test]
     fn reranker_score_is_the_share_of_document_words_in_the_query() {
-        assert_eq!(relevance_score("Query: green tea\n\nDocument: drinks green tea"), "0.67");
-        assert_eq!(relevance_score("Query: cats\n\nDocument: likes tea"), "0.00");
+        assert_eq!(
+            relevance_score("Query: green tea\n\nDocument: drinks green tea"),
+            "0.67"
+        );
+        assert_eq!(
+            relevance_score("Query: cats\n\nDocument: likes tea"),
+            "0.00"
+        );
     }
 
     #[test]

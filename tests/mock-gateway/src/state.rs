@@ -173,6 +173,20 @@ impl Drop for ConnectionGuard {
     }
 }
 
+/// Un-counts a request in flight when dropped (see [`State::enter`]).
+pub struct InFlightGuard<'a> {
+    state: &'a State,
+    key: String,
+}
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(slot) = lock(&self.state.in_flight).get_mut(&self.key) {
+            slot.0 = slot.0.saturating_sub(1);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,19 +219,5 @@ mod tests {
         assert_eq!(body_value(b""), Value::Null);
         assert_eq!(body_value(br#"{"a":1}"#), json!({"a": 1}));
         assert_eq!(body_value(b"plain"), json!("plain"));
-    }
-}
-
-/// Un-counts a request in flight when dropped (see [`State::enter`]).
-pub struct InFlightGuard<'a> {
-    state: &'a State,
-    key: String,
-}
-
-impl Drop for InFlightGuard<'_> {
-    fn drop(&mut self) {
-        if let Some(slot) = lock(&self.state.in_flight).get_mut(&self.key) {
-            slot.0 = slot.0.saturating_sub(1);
-        }
     }
 }
