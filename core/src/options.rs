@@ -162,10 +162,33 @@ mod tests {
             json!({"headers": "x"}),
             json!({"headers": {"x": 1}}),
             json!({"headers": {"bad name": "1"}}),
+            json!({"batchSize": 0}),
+            json!({"batchSize": "10"}),
+            json!({"reasoning": "hide"}),
         ] {
             let mut p = bad.as_object().unwrap().clone();
             let err = CallOptions::extract(&mut p).unwrap_err();
             assert_eq!(err.code(), "LLM_CLIENT_CONFIG", "{bad}");
         }
+    }
+
+    #[test]
+    fn options_take_batch_size_and_the_reasoning_switch() {
+        let mut p = json!({"batchSize": 10, "reasoning": "split", "dimensions": 8})
+            .as_object()
+            .unwrap()
+            .clone();
+        let (o, _) = CallOptions::extract(&mut p).unwrap();
+        assert_eq!(o.batch_size, Some(10));
+        assert_eq!(o.reasoning, Some(crate::Reasoning::Split));
+        assert_eq!(p.keys().collect::<Vec<_>>(), ["dimensions"]);
+        // An object `reasoning` (OpenRouter's) belongs to the gateway.
+        let mut p = json!({"reasoning": {"effort": "high"}})
+            .as_object()
+            .unwrap()
+            .clone();
+        let (o, _) = CallOptions::extract(&mut p).unwrap();
+        assert_eq!(o.reasoning, None);
+        assert_eq!(p["reasoning"]["effort"], "high");
     }
 }
