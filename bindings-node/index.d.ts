@@ -97,6 +97,12 @@ export interface RequestOptions {
 /** Options of a non-streamed call: every key other than the client's own is sent as is. */
 export interface CallOptions extends RequestOptions {
   stream?: false | null;
+  /**
+   * `'split'` moves a leading `<think>…</think>` block of `content` to `reasoning_content`
+   * (MiniMax-M2.x, Qwen3, DeepSeek-R1 behind some gateways); `'raw'` (default, else
+   * LLM_REASONING) returns the gateway's answer as it is. Not sent to the gateway.
+   */
+  reasoning?: 'raw' | 'split';
   temperature?: number;
   max_tokens?: number;
   [param: string]: unknown;
@@ -105,6 +111,8 @@ export interface CallOptions extends RequestOptions {
 /** Options of a streamed call. */
 export interface StreamCallOptions extends RequestOptions {
   stream: true;
+  /** As for {@link CallOptions.reasoning}: splits every delta, tags split across chunks included. */
+  reasoning?: 'raw' | 'split';
   temperature?: number;
   max_tokens?: number;
   [param: string]: unknown;
@@ -112,7 +120,14 @@ export interface StreamCallOptions extends RequestOptions {
 
 /** Options of an embeddings call: `dimensions`, `encoding_format` and anything else is sent. */
 export interface EmbedOptions extends RequestOptions {
+  /** Expected vector size, sent unless EMBEDDING_SEND_DIMS=0; another size is LLM_BAD_RESPONSE. */
   dimensions?: number;
+  /**
+   * Inputs per request (else EMBEDDING_BATCH_SIZE, else the model's known limit: DashScope
+   * text-embedding-v3/v4 10, v1/v2 25; else 2048). Longer lists are sent in several requests,
+   * at most EMBEDDING_CONCURRENCY (4) at a time, and merged in input order. Not sent.
+   */
+  batchSize?: number;
   encoding_format?: 'float' | 'base64';
   [param: string]: unknown;
 }
@@ -259,6 +274,14 @@ export interface ClientConfig {
   logLevel?: 'off' | 'error' | 'info' | 'debug';
   /** Cap on a response body or one stream event, in bytes (else LLM_MAX_RESPONSE_BYTES, 64 MiB). */
   maxResponseBytes?: number;
+  /** Inputs per embeddings request (else EMBEDDING_BATCH_SIZE, else the model's known limit, else 2048). */
+  embeddingBatchSize?: number;
+  /** Embeddings requests in flight at once for one call (else EMBEDDING_CONCURRENCY, default 4). */
+  embeddingConcurrency?: number;
+  /** Whether embeddingDims is sent as `dimensions` (else EMBEDDING_SEND_DIMS, default true). */
+  sendEmbeddingDims?: boolean;
+  /** Default of the `reasoning` call option (else LLM_REASONING, default 'raw'). */
+  reasoning?: 'raw' | 'split';
 }
 
 /** A client with its own configuration snapshot and connection pool. */

@@ -78,6 +78,10 @@ struct ClientOptions {
     headers: Option<Map<String, Value>>,
     log_level: Option<String>,
     max_response_bytes: Option<u64>,
+    embedding_batch_size: Option<usize>,
+    embedding_concurrency: Option<usize>,
+    send_embedding_dims: Option<bool>,
+    reasoning: Option<String>,
 }
 
 fn config_from(options_json: &str, snapshot: &str) -> claw_llm::Result<Config> {
@@ -104,8 +108,14 @@ fn config_from(options_json: &str, snapshot: &str) -> claw_llm::Result<Config> {
         embedding_dims,
         timeout_ms,
         max_retries,
-        max_response_bytes
+        max_response_bytes,
+        embedding_batch_size,
+        embedding_concurrency,
+        send_embedding_dims
     );
+    if let Some(mode) = o.reasoning {
+        b = b.reasoning(claw_llm::Reasoning::parse(&mode)?);
+    }
     if let Some(level) = o.log_level {
         let parsed = LogLevel::parse(&level).ok_or_else(|| {
             claw_llm::Error::config(format!(

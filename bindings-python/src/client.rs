@@ -55,6 +55,14 @@ fn count(name: &str, v: Option<&Bound<'_, PyAny>>, max: u64) -> Result<Option<u6
     })
 }
 
+/// The embeddings-batch and reasoning settings of `claw_llm.Client(...)`.
+struct Extra<'a, 'py> {
+    batch_size: Option<&'a Bound<'py, PyAny>>,
+    concurrency: Option<&'a Bound<'py, PyAny>>,
+    send_dims: Option<bool>,
+    reasoning: Option<String>,
+}
+
 #[allow(clippy::too_many_arguments)]
 fn build(
     py: Python<'_>,
@@ -69,6 +77,7 @@ fn build(
     chat_url: Option<String>,
     log_level: Option<String>,
     max_response_bytes: Option<&Bound<'_, PyAny>>,
+    extra: Extra<'_, '_>,
 ) -> PyResult<Result<Client, Error>> {
     let snap = env::snapshot(py)?;
     let mut header_pairs = Vec::new();
@@ -120,6 +129,18 @@ fn build(
         for (k, v) in header_pairs {
             b = b.header(k, v);
         }
+        if let Some(v) = count("embedding_batch_size", extra.batch_size, u32::MAX as u64)? {
+            b = b.embedding_batch_size(v as usize);
+        }
+        if let Some(v) = count("embedding_concurrency", extra.concurrency, 1024)? {
+            b = b.embedding_concurrency(v as usize);
+        }
+        if let Some(v) = extra.send_dims {
+            b = b.send_embedding_dims(v);
+        }
+        if let Some(v) = extra.reasoning {
+            b = b.reasoning(claw_llm::Reasoning::parse(&v)?);
+        }
         b.build_with(snap.lookup()).and_then(Client::new)
     })();
     Ok(built)
@@ -130,7 +151,8 @@ impl NativeClient {
     #[new]
     #[pyo3(signature = (base_url=None, api_key=None, model=None, embedding_model=None,
         embedding_dims=None, timeout_ms=None, max_retries=None, headers=None, chat_url=None,
-        log_level=None, max_response_bytes=None))]
+        log_level=None, max_response_bytes=None, embedding_batch_size=None,
+        embedding_concurrency=None, send_embedding_dims=None, reasoning=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -145,6 +167,10 @@ impl NativeClient {
         chat_url: Option<String>,
         log_level: Option<String>,
         max_response_bytes: Option<&Bound<'_, PyAny>>,
+        embedding_batch_size: Option<&Bound<'_, PyAny>>,
+        embedding_concurrency: Option<&Bound<'_, PyAny>>,
+        send_embedding_dims: Option<bool>,
+        reasoning: Option<String>,
     ) -> PyResult<Self> {
         guard(py, || {
             let built = build(
@@ -160,6 +186,12 @@ impl NativeClient {
                 chat_url,
                 log_level,
                 max_response_bytes,
+                Extra {
+                    batch_size: embedding_batch_size,
+                    concurrency: embedding_concurrency,
+                    send_dims: send_embedding_dims,
+                    reasoning,
+                },
             )?;
             built
                 .map(|core| NativeClient { core })

@@ -186,8 +186,11 @@ impl Client {
                 }
             }
             let body = chat_body(model, messages, params, false)?;
+            let split =
+                opts.reasoning.unwrap_or(self.config().reasoning()) == crate::Reasoning::Split;
             match self.execute(Kind::Chat, body, &opts, want).await? {
                 Reply::Stream(_) => Err(Error::config("unexpected stream")),
+                reply if split => split_reasoning(reply),
                 reply => Ok(reply),
             }
         }
@@ -228,6 +231,8 @@ impl Client {
                 max_event_bytes: self.config().max_response_bytes() as usize,
                 cancel: token,
                 log_sink: log::call_sink(),
+                split: opts.reasoning.unwrap_or(self.config().reasoning())
+                    == crate::Reasoning::Split,
             };
             match self.execute(Kind::Chat, body, &opts, Want::Stream).await? {
                 Reply::Stream(resp) => Ok(ChatStream::from_response(resp, meta)),
@@ -288,18 +293,71 @@ impl Client {
     ) -> Result<Reply> {
         let log_model = model.to_string();
         let result = async {
-            let model =
-                self.resolve_model(model, self.config().embedding_model(), "EMBEDDING_MODEL_ID")?;
-            let body = crate::embeddings::request_body(
-                model,
-                input,
-                params,
-                self.config().embedding_dims(),
-            )?;
-            match self.execute(Kind::Embeddings, body, &opts, want).await? {
-                Reply::Stream(_) => Err(Error::config("unexpected stream")),
-                reply => Ok(reply),
-            }
+            let cfg = self.config();
+            let model = self.resolve_model(model, cfg.embedding_model(), "EMBEDDING_MODEL_ID")?;
+            crate::embeddings::check_input(&input)?;
+            let expected = crate::embeddings::expected_dims(&params, cfg.embedding_dims())?;
+            let size = crate::batch::batch_size(model, opts.batch_size, cfg.embedding_batch_size());
+            let (dims, send_dims) = (cfg.embedding_dims(), cfg.send_embedding_dims());
+            let items = match input {
+                Value::Array(items) if items.len() > size => items,
+                input => {
+                    let body =
+                        crate::embeddings::request_body(model, input, params, dims, send_dims)?;
+                    return match self.execute(Kind::Embeddings, body, &opts, want).await? {
+                        Reply::Stream(_) => Err(Error::config("unexpected stream")),
+                        reply => check_reply_dims(reply, expected),
+                    };
+                }
+            };
+            let timeout = opts
+                .timeout_ms
+                .map(Duration::from_millis)
+                .unwrap_or(cfg.timeout());
+            let merged = crate::batch::run(
+                items,
+                size,
+                cfg.embedding_concurrency(),
+                timeout,
+                |batch, left| {
+                    let params = params.clone();
+                    let mut one = opts.clone();
+                    one.timeout_ms = Some((left.as_millis() as u64).max(1));
+                    async move {
+                        let body = crate::embeddings::request_body(
+                            model,
+                            Value::Array(batch),
+                            params,
+                            dims,
+                            send_dims,
+                        )?;
+                        let reply = self
+                            .execute(Kind::Embeddings, body, &one, Want::Value)
+                            .await?;
+                        match check_reply_dims(reply, expected)? {
+                            Reply::Parsed(_, v) => Ok(v),
+                            Reply::Body(raw) => raw.json(),
+                            Reply::Stream(_) => Err(Error::config("unexpected stream")),
+                        }
+                    }
+                },
+            )
+            .await?;
+            let body = match want {
+                Want::Body => serde_json::to_vec(&merged).map(Bytes::from).map_err(|e| {
+                    Error::config(format!("the merged embeddings cannot be encoded: {e}"))
+                })?,
+                _ => Bytes::new(),
+            };
+            let raw = RawResponse {
+                status: 200,
+                request_id: None,
+                body,
+            };
+            Ok(match want {
+                Want::Body => Reply::Body(raw),
+                _ => Reply::Parsed(raw, merged),
+            })
         }
         .await;
         self.log_failure(&log_model, &result);
@@ -381,6 +439,40 @@ impl Client {
                 r = guarded => r,
             },
         }
+    }
+}
+
+/// An embeddings reply whose vectors were checked against the expected size.
+fn check_reply_dims(reply: Reply, expected: Option<usize>) -> Result<Reply> {
+    let Some(expected) = expected else {
+        return Ok(reply);
+    };
+    match &reply {
+        Reply::Parsed(_, v) => crate::embeddings::check_dims(v, expected)?,
+        Reply::Body(raw) => crate::embeddings::check_dims_raw(&raw.body, expected)?,
+        Reply::Stream(_) => {}
+    }
+    Ok(reply)
+}
+
+/// A chat reply with a leading `<think>` block moved to `reasoning_content`. The body bytes are
+/// re-serialized only when they are what the caller gets (the raw path) and something changed.
+fn split_reasoning(reply: Reply) -> Result<Reply> {
+    match reply {
+        Reply::Parsed(raw, mut value) => {
+            crate::reasoning::split_completion(&mut value);
+            Ok(Reply::Parsed(raw, value))
+        }
+        Reply::Body(mut raw) if crate::reasoning::may_hold_block(&raw.body) => {
+            let mut value = raw.json()?;
+            if crate::reasoning::split_completion(&mut value) {
+                raw.body = serde_json::to_vec(&value).map(Bytes::from).map_err(|e| {
+                    Error::config(format!("the split completion cannot be encoded: {e}"))
+                })?;
+            }
+            Ok(Reply::Body(raw))
+        }
+        other => Ok(other),
     }
 }
 

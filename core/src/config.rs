@@ -1,6 +1,7 @@
 //! Configuration: explicit values, then `LLM_*` env, then `OPENAI_*` env (mem0's names), then defaults.
 
 use crate::error::{Error, Result};
+use crate::reasoning::Reasoning;
 use crate::url;
 use std::fmt;
 use std::time::Duration;
@@ -30,6 +31,10 @@ pub const ENV_NAMES: &[&str] = &[
     "LLM_MAX_RETRIES",
     "LLM_LOG",
     "LLM_MAX_RESPONSE_BYTES",
+    "EMBEDDING_BATCH_SIZE",
+    "EMBEDDING_CONCURRENCY",
+    "EMBEDDING_SEND_DIMS",
+    "LLM_REASONING",
 ];
 
 /// How much the client writes to its log sink (`LLM_LOG`).
@@ -106,6 +111,10 @@ pub struct Config {
     log: LogLevel,
     headers: Vec<(String, String)>,
     max_response_bytes: u64,
+    embedding_batch_size: Option<usize>,
+    embedding_concurrency: usize,
+    send_embedding_dims: bool,
+    reasoning: Reasoning,
 }
 
 impl fmt::Debug for Config {
@@ -126,6 +135,10 @@ impl fmt::Debug for Config {
                 &self.headers.iter().map(|(k, _)| k).collect::<Vec<_>>(),
             )
             .field("max_response_bytes", &self.max_response_bytes)
+            .field("embedding_batch_size", &self.embedding_batch_size)
+            .field("embedding_concurrency", &self.embedding_concurrency)
+            .field("send_embedding_dims", &self.send_embedding_dims)
+            .field("reasoning", &self.reasoning)
             .finish()
     }
 }
@@ -189,6 +202,23 @@ impl Config {
     pub fn max_response_bytes(&self) -> u64 {
         self.max_response_bytes
     }
+    /// Inputs per embeddings request (`EMBEDDING_BATCH_SIZE`); `None`: the model's known limit,
+    /// else 2048.
+    pub fn embedding_batch_size(&self) -> Option<usize> {
+        self.embedding_batch_size
+    }
+    /// Embeddings requests in flight at once for one call (`EMBEDDING_CONCURRENCY`, default 4).
+    pub fn embedding_concurrency(&self) -> usize {
+        self.embedding_concurrency
+    }
+    /// Whether `EMBEDDING_DIMS` is sent as `dimensions` (`EMBEDDING_SEND_DIMS`, default yes).
+    pub fn send_embedding_dims(&self) -> bool {
+        self.send_embedding_dims
+    }
+    /// What to do with a leading `<think>` block in `content` (`LLM_REASONING`, default raw).
+    pub fn reasoning(&self) -> Reasoning {
+        self.reasoning
+    }
 }
 
 /// Builds a [`Config`]; every setter is optional and wins over the environment.
@@ -205,6 +235,10 @@ pub struct ConfigBuilder {
     log: Option<LogLevel>,
     headers: Vec<(String, String)>,
     max_response_bytes: Option<u64>,
+    embedding_batch_size: Option<usize>,
+    embedding_concurrency: Option<usize>,
+    send_embedding_dims: Option<bool>,
+    reasoning: Option<Reasoning>,
     ignore_env: bool,
 }
 
@@ -265,6 +299,22 @@ impl ConfigBuilder {
     setter!(
         /// Response size cap in bytes (else `LLM_MAX_RESPONSE_BYTES`, default 64 MiB).
         max_response_bytes, max_response_bytes, u64);
+    setter!(
+        /// Inputs per embeddings request (else `EMBEDDING_BATCH_SIZE`, else the model's known
+        /// limit, else 2048).
+        embedding_batch_size, embedding_batch_size, usize);
+    setter!(
+        /// Embeddings requests in flight at once for one call (else `EMBEDDING_CONCURRENCY`,
+        /// default 4).
+        embedding_concurrency, embedding_concurrency, usize);
+    setter!(
+        /// Whether the embedding dimensions are sent as `dimensions` (else `EMBEDDING_SEND_DIMS`,
+        /// default true); they stay the expected vector size either way.
+        send_embedding_dims, send_embedding_dims, bool);
+    setter!(
+        /// Split a leading `<think>` block into `reasoning_content` (else `LLM_REASONING`,
+        /// default [`Reasoning::Raw`]).
+        reasoning, reasoning, Reasoning);
 
     /// Adds a header sent with every request.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
@@ -375,6 +425,49 @@ impl ConfigBuilder {
         for (name, value) in &self.headers {
             validate_header(name, value)?;
         }
+        let embedding_batch_size = match self.embedding_batch_size {
+            Some(n) => Some(n),
+            None => parse_env(&get, "EMBEDDING_BATCH_SIZE")?,
+        };
+        let embedding_concurrency = match self.embedding_concurrency {
+            Some(n) => n,
+            None => parse_env(&get, "EMBEDDING_CONCURRENCY")?
+                .unwrap_or(crate::batch::DEFAULT_CONCURRENCY),
+        };
+        for (name, value) in [
+            ("EMBEDDING_BATCH_SIZE", embedding_batch_size.unwrap_or(1)),
+            ("EMBEDDING_CONCURRENCY", embedding_concurrency),
+        ] {
+            if value == 0 {
+                return Err(Error::config(format!(
+                    "{name} must be a positive integer, got 0"
+                )));
+            }
+        }
+        let send_embedding_dims = match self.send_embedding_dims {
+            Some(b) => b,
+            None => match get(&["EMBEDDING_SEND_DIMS"]) {
+                None => true,
+                Some((_, v)) => match v.to_ascii_lowercase().as_str() {
+                    "1" | "true" | "yes" | "on" => true,
+                    "0" | "false" | "no" | "off" => false,
+                    _ => {
+                        return Err(Error::config(format!(
+                            "EMBEDDING_SEND_DIMS must be 1 or 0 (true/false), got {v:?}"
+                        )))
+                    }
+                },
+            },
+        };
+        let reasoning = match self.reasoning {
+            Some(r) => r,
+            None => match get(&["LLM_REASONING"]) {
+                None => Reasoning::Raw,
+                Some((_, v)) => Reasoning::parse(&v).map_err(|_| {
+                    Error::config(format!("LLM_REASONING must be raw or split, got {v:?}"))
+                })?,
+            },
+        };
 
         Ok(Config {
             base_url,
@@ -389,6 +482,10 @@ impl ConfigBuilder {
             log,
             headers: self.headers,
             max_response_bytes,
+            embedding_batch_size,
+            embedding_concurrency,
+            send_embedding_dims,
+            reasoning,
         })
     }
 }
@@ -587,5 +684,48 @@ mod tests {
             .unwrap();
         assert_eq!(c.chat_url(), "http://h/v1/chat?tenant=a");
         assert_eq!(c.embeddings_url(), "http://h/v1/embeddings");
+    }
+
+    #[test]
+    fn config_batch_dims_and_reasoning_settings() {
+        let base = [("LLM_BASE_URL", "http://h"), ("LLM_API_KEY", "k")];
+        let c = Config::builder().build_with(env(&base)).unwrap();
+        assert_eq!(c.embedding_batch_size(), None);
+        assert_eq!(c.embedding_concurrency(), 4);
+        assert!(c.send_embedding_dims());
+        assert_eq!(c.reasoning(), Reasoning::Raw);
+        let mut set = base.to_vec();
+        set.extend([
+            ("EMBEDDING_BATCH_SIZE", "10"),
+            ("EMBEDDING_CONCURRENCY", "2"),
+            ("EMBEDDING_SEND_DIMS", "0"),
+            ("LLM_REASONING", "split"),
+        ]);
+        let c = Config::builder().build_with(env(&set)).unwrap();
+        assert_eq!(c.embedding_batch_size(), Some(10));
+        assert_eq!(c.embedding_concurrency(), 2);
+        assert!(!c.send_embedding_dims());
+        assert_eq!(c.reasoning(), Reasoning::Split);
+        let c = Config::builder()
+            .embedding_batch_size(3)
+            .send_embedding_dims(true)
+            .reasoning(Reasoning::Raw)
+            .build_with(env(&set))
+            .unwrap();
+        assert_eq!(c.embedding_batch_size(), Some(3));
+        assert!(c.send_embedding_dims());
+        assert_eq!(c.reasoning(), Reasoning::Raw);
+        for (name, bad) in [
+            ("EMBEDDING_BATCH_SIZE", "0"),
+            ("EMBEDDING_CONCURRENCY", "many"),
+            ("EMBEDDING_SEND_DIMS", "maybe"),
+            ("LLM_REASONING", "hide"),
+        ] {
+            let mut e = base.to_vec();
+            e.push((name, bad));
+            let err = Config::builder().build_with(env(&e)).unwrap_err();
+            assert_eq!(err.code(), "LLM_CLIENT_CONFIG");
+            assert!(err.to_string().contains(name), "{err}");
+        }
     }
 }

@@ -26,6 +26,7 @@
 
 mod accumulate;
 mod attempt;
+pub mod batch;
 mod check;
 mod client;
 mod config;
@@ -34,6 +35,7 @@ mod error;
 mod log;
 mod options;
 mod probe;
+pub mod reasoning;
 pub mod retry;
 pub mod sse;
 mod stream;
@@ -50,6 +52,7 @@ pub use config::{
 pub use error::{summarize_body, Error, HttpErrorDetail, Result};
 pub use log::{error_line, log_failure, set_log_sink, with_log_sink, LogSink};
 pub use options::CallOptions;
+pub use reasoning::Reasoning;
 pub use stream::ChatStream;
 pub use tokio_util::sync::CancellationToken;
 pub use transport::CONNECT_TIMEOUT;

@@ -29,6 +29,12 @@ pub struct CallOptions {
     pub headers: Vec<(String, String)>,
     /// Cancels the call (and its stream) when triggered.
     pub cancel: Option<CancellationToken>,
+    /// Inputs per embeddings request (`batchSize`; else `EMBEDDING_BATCH_SIZE`, else the
+    /// model's known limit, else 2048).
+    pub batch_size: Option<usize>,
+    /// What to do with a leading `<think>` block (`reasoning: "raw" | "split"`; else
+    /// `LLM_REASONING`).
+    pub reasoning: Option<crate::Reasoning>,
 }
 
 impl CallOptions {
@@ -71,6 +77,21 @@ impl CallOptions {
             }
         }
         params.shift_remove("signal");
+        match params.shift_remove("batchSize") {
+            None | Some(Value::Null) => {}
+            Some(v) => {
+                let n = v.as_u64().filter(|n| *n > 0).ok_or_else(|| {
+                    Error::config(format!("batchSize must be a positive integer, got {v}"))
+                })?;
+                opts.batch_size = Some(n as usize);
+            }
+        }
+        // Only the string form is ours: an object `reasoning` (OpenRouter's `{effort}`) is the
+        // gateway's and passes through.
+        if let Some(Value::String(mode)) = params.get("reasoning") {
+            opts.reasoning = Some(crate::Reasoning::parse(mode)?);
+            params.shift_remove("reasoning");
+        }
         let stream = match params.shift_remove("stream") {
             None | Some(Value::Null) => false,
             Some(Value::Bool(b)) => b,
@@ -141,10 +162,33 @@ mod tests {
             json!({"headers": "x"}),
             json!({"headers": {"x": 1}}),
             json!({"headers": {"bad name": "1"}}),
+            json!({"batchSize": 0}),
+            json!({"batchSize": "10"}),
+            json!({"reasoning": "hide"}),
         ] {
             let mut p = bad.as_object().unwrap().clone();
             let err = CallOptions::extract(&mut p).unwrap_err();
             assert_eq!(err.code(), "LLM_CLIENT_CONFIG", "{bad}");
         }
+    }
+
+    #[test]
+    fn options_take_batch_size_and_the_reasoning_switch() {
+        let mut p = json!({"batchSize": 10, "reasoning": "split", "dimensions": 8})
+            .as_object()
+            .unwrap()
+            .clone();
+        let (o, _) = CallOptions::extract(&mut p).unwrap();
+        assert_eq!(o.batch_size, Some(10));
+        assert_eq!(o.reasoning, Some(crate::Reasoning::Split));
+        assert_eq!(p.keys().collect::<Vec<_>>(), ["dimensions"]);
+        // An object `reasoning` (OpenRouter's) belongs to the gateway.
+        let mut p = json!({"reasoning": {"effort": "high"}})
+            .as_object()
+            .unwrap()
+            .clone();
+        let (o, _) = CallOptions::extract(&mut p).unwrap();
+        assert_eq!(o.reasoning, None);
+        assert_eq!(p["reasoning"]["effort"], "high");
     }
 }

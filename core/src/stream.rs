@@ -7,6 +7,7 @@ use crate::config::LogLevel;
 use crate::error::snippet;
 use crate::error::{http_detail, Error, HttpErrorDetail, Result};
 use crate::log;
+use crate::reasoning::StreamSplitter;
 use crate::sse::{SseDecoder, SseEvent};
 use bytes::Bytes;
 use futures::stream::Stream;
@@ -31,6 +32,8 @@ pub(crate) struct StreamMeta {
     pub cancel: CancellationToken,
     /// The log sink of the call that opened the stream (see [`crate::with_log_sink`]).
     pub log_sink: Option<crate::LogSink>,
+    /// Move a leading `<think>` block of each choice's content to `reasoning_content`.
+    pub split: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +78,7 @@ pub struct ChatStream {
     /// Whether any event carrying data arrived (to word a stream that closes before any).
     got_data: bool,
     cancelled: Pin<Box<WaitForCancellationFutureOwned>>,
+    splitter: Option<StreamSplitter>,
 }
 
 impl std::fmt::Debug for ChatStream {
@@ -104,6 +108,7 @@ impl ChatStream {
             last_progress: now,
             got_data: false,
             cancelled: Box::pin(meta.cancel.clone().cancelled_owned()),
+            splitter: meta.split.then(StreamSplitter::default),
             meta,
         }
     }
@@ -123,6 +128,9 @@ impl ChatStream {
     /// single chunk so callers see the same shape.
     pub(crate) fn from_completion(raw: RawResponse, meta: StreamMeta) -> Result<Self> {
         let mut value = raw.json()?;
+        if meta.split {
+            crate::reasoning::split_completion(&mut value);
+        }
         if let Some(choices) = value.get_mut("choices").and_then(Value::as_array_mut) {
             for c in choices {
                 if let Some(obj) = c.as_object_mut() {
@@ -263,7 +271,13 @@ impl ChatStream {
         if ev.data == "[DONE]" {
             self.state = State::Done;
             self.body = None; // release the connection now, whatever the server does next
-            return None;
+                              // Text a splitter still holds (no finish_reason came) goes out as one last chunk.
+            let rest = self
+                .splitter
+                .as_mut()
+                .and_then(StreamSplitter::take_remaining)?;
+            self.acc.push(&rest);
+            return Some(Ok((rest.to_string(), rest)));
         }
         if ev.data.trim().is_empty() || ev.event.as_deref() == Some("ping") {
             return None; // keep-alive pings carry nothing for the caller
@@ -294,8 +308,14 @@ impl ChatStream {
         if value.get("error").is_some_and(|e| !e.is_null()) && value.get("choices").is_none() {
             return Some(Err(self.frame_error(&ev.data)));
         }
+        let (mut data, mut value) = (ev.data, value);
+        if let Some(splitter) = self.splitter.as_mut() {
+            if splitter.chunk(&mut value) {
+                data = value.to_string();
+            }
+        }
         self.acc.push(&value);
-        Some(Ok((ev.data, value)))
+        Some(Ok((data, value)))
     }
 
     fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<(String, Value)>>> {

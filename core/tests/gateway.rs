@@ -1277,3 +1277,301 @@ async fn flask_wrapped_error_summary_is_inner_message() {
         "{body}"
     );
 }
+
+// ---------------------------------------------------------------- embedding batches, vector size
+
+fn texts(tag: &str, n: usize) -> Value {
+    Value::Array((0..n).map(|i| json!(format!("{tag} item {i}"))).collect())
+}
+
+/// Logged embeddings requests whose first input starts with `tag`.
+async fn embed_requests(tag: &str) -> Vec<Value> {
+    let all = mock_get("/__mock/requests").await;
+    all.as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|r| {
+            r["body"]["input"][0]
+                .as_str()
+                .is_some_and(|t| t.starts_with(tag))
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn embed_batches_split_to_the_model_limit() {
+    let tag = unique("batch");
+    let v = client()
+        .embed(
+            "text-embedding-v4",
+            texts(&tag, 200),
+            params(json!({"dimensions": 8})),
+            opts(20_000, 0),
+        )
+        .await
+        .unwrap();
+    let data = v["data"].as_array().unwrap();
+    assert_eq!(data.len(), 200);
+    for (i, item) in data.iter().enumerate() {
+        assert_eq!(item["index"], i);
+    }
+    assert_eq!(v["usage"]["prompt_tokens"], 600);
+    assert_eq!(v["usage"]["total_tokens"], 600);
+    assert_eq!(v["model"], "text-embedding-v4");
+    assert_eq!(v["object"], "list");
+    let reqs = embed_requests(&tag).await;
+    assert_eq!(reqs.len(), 20);
+    assert!(reqs
+        .iter()
+        .all(|r| r["body"]["input"].as_array().unwrap().len() == 10));
+    // In input order: item i is the vector of text i.
+    for i in [0usize, 57, 199] {
+        let one = client()
+            .embed(
+                "text-embedding-v4",
+                json!(format!("{tag} item {i}")),
+                params(json!({"dimensions": 8})),
+                opts(5_000, 0),
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            one["data"][0]["embedding"], data[i]["embedding"],
+            "item {i}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn embed_batches_bounded_concurrency() {
+    let key = unique("conc");
+    let c = Client::new(
+        cfg(&gateway().base)
+            .embedding_concurrency(2)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let model = format!("mock-dashscope-embed:ms=100,key={key}");
+    let o = CallOptions {
+        batch_size: Some(10),
+        ..opts(20_000, 0)
+    };
+    let v = c
+        .embed(&model, texts(&key, 60), params(json!({})), o)
+        .await
+        .unwrap();
+    assert_eq!(v["data"].as_array().unwrap().len(), 60);
+    assert_eq!(requests_for(&model).await.len(), 6);
+    let stats = mock_get("/__mock/stats").await;
+    assert_eq!(stats["in_flight_peak"][&key], 2, "{stats}");
+}
+
+#[tokio::test]
+async fn embed_batch_failure_names_range_and_batch_size() {
+    let model = format!("mock-dashscope-embed:tag={}", unique("fail"));
+    let mut p = params(json!({"batchSize": 20}));
+    let (o, _) = CallOptions::extract(&mut p).unwrap();
+    let o = CallOptions {
+        max_retries: Some(0),
+        ..o
+    };
+    let e = client()
+        .embed(&model, texts("x", 25), p, o)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "LLM_HTTP_ERROR");
+    assert_eq!(e.status(), Some(400));
+    let m = e.to_string();
+    assert!(m.starts_with("inputs 0-19 of 25: "), "{m}");
+    assert!(
+        m.contains("batch size is invalid, it should not be larger than 10"),
+        "{m}"
+    );
+    assert!(m.contains("EMBEDDING_BATCH_SIZE"), "{m}");
+}
+
+#[tokio::test]
+async fn embed_empty_list_is_config_error() {
+    let model = unique("emb-empty");
+    let e = client()
+        .embed(&model, json!([]), params(json!({})), opts(5_000, 0))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "LLM_CLIENT_CONFIG");
+    assert!(requests_for(&model).await.is_empty());
+}
+
+#[tokio::test]
+async fn embed_dims_mismatch_is_bad_response() {
+    let e = client()
+        .embed(
+            "mock-embed:dims=4",
+            json!(["a", "b"]),
+            params(json!({"dimensions": 8})),
+            opts(5_000, 0),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "LLM_BAD_RESPONSE");
+    let m = e.to_string();
+    assert!(
+        m.contains("4 values") && m.contains("8 were expected"),
+        "{m}"
+    );
+    // The raw path (Node's) checks too.
+    let e = client()
+        .embed_raw(
+            "mock-embed:dims=4",
+            json!("a"),
+            params(json!({"dimensions": 8})),
+            opts(5_000, 0),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "LLM_BAD_RESPONSE");
+}
+
+#[tokio::test]
+async fn embed_send_dims_off_keeps_dimensions_out() {
+    let model = format!("mock-embed:dims=8,tag={}", unique("nodims"));
+    let c = Client::new(
+        cfg(&gateway().base)
+            .embedding_dims(8)
+            .send_embedding_dims(false)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let v = c
+        .embed(&model, json!("hello"), params(json!({})), opts(5_000, 0))
+        .await
+        .unwrap();
+    assert_eq!(v["data"][0]["embedding"].as_array().unwrap().len(), 8);
+    let [req] = requests_for(&model).await.try_into().unwrap();
+    assert!(req["body"].get("dimensions").is_none(), "{req}");
+    // The expected size is still checked.
+    let c = Client::new(
+        cfg(&gateway().base)
+            .embedding_dims(16)
+            .send_embedding_dims(false)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let e = c
+        .embed(&model, json!("hello"), params(json!({})), opts(5_000, 0))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "LLM_BAD_RESPONSE");
+}
+
+// ---------------------------------------------------------------- reasoning split
+
+const THINK: &str = "The user wants a short answer. Let me think it through first.";
+
+fn split_opts() -> CallOptions {
+    CallOptions {
+        reasoning: Some(claw_llm::Reasoning::Split),
+        ..opts(5_000, 0)
+    }
+}
+
+/// Content and reasoning of every delta of a stream, and the stream.
+async fn stream_parts(
+    c: &Client,
+    model: &str,
+    p: Value,
+    o: CallOptions,
+) -> (Vec<String>, String, String, claw_llm::ChatStream) {
+    let mut s = c.stream(model, msgs("hi"), params(p), o).await.unwrap();
+    let (mut pieces, mut reasoning) = (vec![], String::new());
+    while let Some(chunk) = s.next().await {
+        let chunk = chunk.unwrap();
+        let delta = &chunk["choices"][0]["delta"];
+        if let Some(t) = delta["content"].as_str() {
+            pieces.push(t.to_string());
+        }
+        if let Some(t) = delta["reasoning_content"].as_str() {
+            reasoning.push_str(t);
+        }
+    }
+    let content = pieces.concat();
+    (pieces, content, reasoning, s)
+}
+
+#[tokio::test]
+async fn reasoning_split_plain() {
+    let v = client()
+        .call_specific_model("mock-minimax", msgs("hi"), params(json!({})), split_opts())
+        .await
+        .unwrap();
+    let m = &v["choices"][0]["message"];
+    assert_eq!(m["content"], "echo: hi");
+    assert_eq!(m["reasoning_content"], format!("\n{THINK}\n"));
+    // The raw path (Node's) gets the same, re-serialized.
+    let raw = client()
+        .call_specific_model_raw("mock-minimax", msgs("hi"), params(json!({})), split_opts())
+        .await
+        .unwrap();
+    let v: Value = serde_json::from_slice(&raw.body).unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], "echo: hi");
+    assert_eq!(v["x_provider_extra"]["kept"], true);
+}
+
+#[tokio::test]
+async fn reasoning_split_streamed() {
+    let c = Client::new(
+        cfg(&gateway().base)
+            .reasoning(claw_llm::Reasoning::Split)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let (pieces, content, reasoning, s) =
+        stream_parts(&c, "mock-minimax", json!({}), opts(5_000, 0)).await;
+    assert!(pieces.iter().all(|p| !p.contains('<')), "{pieces:?}");
+    assert_eq!(content, "echo: hi");
+    assert_eq!(reasoning, format!("\n{THINK}\n"));
+    let done = s.final_completion();
+    assert_eq!(done["choices"][0]["message"]["content"], "echo: hi");
+    assert_eq!(
+        done["choices"][0]["message"]["reasoning_content"],
+        format!("\n{THINK}\n")
+    );
+}
+
+#[tokio::test]
+async fn reasoning_split_one_char_per_chunk() {
+    let (pieces, content, reasoning, s) = stream_parts(
+        &client(),
+        "mock-minimax:chunk=1",
+        json!({"response_format": {"type": "json_object"}}),
+        split_opts(),
+    )
+    .await;
+    let answer = "```json\n{\"answer\":\"echo: hi\"}\n```";
+    assert_eq!(content, answer);
+    assert!(pieces.iter().all(|p| p.chars().count() == 1), "{pieces:?}");
+    assert_eq!(reasoning, format!("\n{THINK}\n"));
+    assert_eq!(
+        s.final_completion()["choices"][0]["message"]["content"],
+        answer
+    );
+}
+
+#[tokio::test]
+async fn reasoning_raw_by_default_untouched() {
+    let v = call("mock-minimax", 0).await.unwrap();
+    let m = &v["choices"][0]["message"];
+    assert_eq!(
+        m["content"],
+        format!("<think>\n{THINK}\n</think>\n\necho: hi")
+    );
+    assert!(m.get("reasoning_content").is_none());
+    let (_, content, reasoning, _) =
+        stream_parts(&client(), "mock-minimax", json!({}), opts(5_000, 0)).await;
+    assert_eq!(content, format!("<think>\n{THINK}\n</think>\n\necho: hi"));
+    assert!(reasoning.is_empty());
+}

@@ -95,6 +95,10 @@ const ENV_NAMES = [
   'LLM_MAX_RETRIES',
   'LLM_LOG',
   'LLM_MAX_RESPONSE_BYTES',
+  'EMBEDDING_BATCH_SIZE',
+  'EMBEDDING_CONCURRENCY',
+  'EMBEDDING_SEND_DIMS',
+  'LLM_REASONING',
 ];
 
 /** Sets exactly `vars` among the client's variables (others unset) for the duration of `fn`. */

@@ -842,3 +842,156 @@ scenario('flask_wrapped_error_summary_is_inner_message', () =>
     assert.equal(e.message, 'Invalid token');
     assert.match(e.body.error, /^API Error: \{/);
   }));
+
+// ---------------------------------------------------------------- embedding batches, vector size
+
+const texts = (tag, n) => Array.from({ length: n }, (_, i) => `${tag} item ${i}`);
+/** Logged embeddings requests whose first input starts with `tag`. */
+const embedRequests = async (tag) =>
+  (await gw.requests()).filter(
+    (r) => r.body && Array.isArray(r.body.input) && String(r.body.input[0]).startsWith(tag),
+  );
+
+scenario('embed_batches_split_to_the_model_limit', () =>
+  inEnv(async () => {
+    const tag = unique('batch');
+    const r = await llm.embed('text-embedding-v4', texts(tag, 200), { dimensions: 8, timeoutMs: 20_000 });
+    assert.equal(r.data.length, 200);
+    assert.deepEqual(
+      r.data.map((d) => d.index),
+      Array.from({ length: 200 }, (_, i) => i),
+    );
+    assert.deepEqual(r.usage, { prompt_tokens: 600, total_tokens: 600 });
+    assert.equal(r.model, 'text-embedding-v4');
+    assert.equal(r.object, 'list');
+    const reqs = await embedRequests(tag);
+    assert.equal(reqs.length, 20);
+    assert.ok(reqs.every((q) => q.body.input.length === 10));
+    for (const i of [0, 57, 199]) {
+      const one = await llm.embed('text-embedding-v4', `${tag} item ${i}`, { dimensions: 8 });
+      assert.deepEqual(one.data[0].embedding, r.data[i].embedding, `item ${i}`);
+    }
+  }));
+
+scenario('embed_batches_bounded_concurrency', () =>
+  inEnv(
+    async () => {
+      const key = unique('conc');
+      const model = `mock-dashscope-embed:ms=100,key=${key}`;
+      const r = await llm.embed(model, texts(key, 60), { batchSize: 10, timeoutMs: 20_000 });
+      assert.equal(r.data.length, 60);
+      assert.equal((await requestsFor(gw, model)).length, 6);
+      const stats = await gw.stats();
+      assert.equal(stats.in_flight_peak[key], 2, JSON.stringify(stats));
+    },
+    { EMBEDDING_CONCURRENCY: '2' },
+  ));
+
+scenario('embed_batch_failure_names_range_and_batch_size', () =>
+  inEnv(async () => {
+    const e = await rejection(
+      llm.embed(`mock-dashscope-embed:tag=${unique('fail')}`, texts('x', 25), { batchSize: 20, maxRetries: 0 }),
+    );
+    assert.ok(e instanceof Error);
+    assert.equal(e.code, 'LLM_HTTP_ERROR');
+    assert.equal(e.status, 400);
+    assert.match(e.message, /^inputs 0-19 of 25: /);
+    assert.match(e.message, /batch size is invalid, it should not be larger than 10/);
+    assert.match(e.message, /EMBEDDING_BATCH_SIZE/);
+  }));
+
+scenario('embed_empty_list_is_config_error', () =>
+  inEnv(async () => {
+    const model = unique('emb-empty-');
+    const e = await rejection(llm.embed(model, []));
+    assert.equal(e.code, 'LLM_CLIENT_CONFIG');
+    assert.deepEqual(await requestsFor(gw, model), []);
+  }));
+
+scenario('embed_dims_mismatch_is_bad_response', () =>
+  inEnv(async () => {
+    const e = await rejection(llm.embed('mock-embed:dims=4', ['a', 'b'], { dimensions: 8 }));
+    assert.equal(e.code, 'LLM_BAD_RESPONSE');
+    assert.match(e.message, /4 values/);
+    assert.match(e.message, /8 were expected/);
+  }));
+
+scenario('embed_send_dims_off_keeps_dimensions_out', () =>
+  inEnv(
+    async () => {
+      const model = `mock-embed:dims=8,tag=${unique('nodims')}`;
+      const r = await llm.embed(model, 'hello');
+      assert.equal(r.data[0].embedding.length, 8);
+      const [req] = await requestsFor(gw, model);
+      assert.equal(req.body.dimensions, undefined);
+      const client = llm.createClient({ embeddingDims: 16, sendEmbeddingDims: false });
+      const e = await rejection(client.embed(model, 'hello'));
+      assert.equal(e.code, 'LLM_BAD_RESPONSE');
+    },
+    { EMBEDDING_DIMS: '8', EMBEDDING_SEND_DIMS: '0' },
+  ));
+
+// ---------------------------------------------------------------- reasoning split
+
+const THINK = 'The user wants a short answer. Let me think it through first.';
+
+/** Content pieces and joined reasoning of every delta of a stream. */
+async function streamParts(model, options) {
+  const stream = await call(model, { stream: true, ...options });
+  const pieces = [];
+  let reasoning = '';
+  for await (const c of stream) {
+    const d = (c.choices && c.choices[0] && c.choices[0].delta) || {};
+    if (typeof d.content === 'string') pieces.push(d.content);
+    if (typeof d.reasoning_content === 'string') reasoning += d.reasoning_content;
+  }
+  return { stream, pieces, content: pieces.join(''), reasoning };
+}
+
+scenario('reasoning_split_plain', () =>
+  inEnv(async () => {
+    const r = await call('mock-minimax', { reasoning: 'split' });
+    assert.equal(r.choices[0].message.content, 'echo: hi');
+    assert.equal(r.choices[0].message.reasoning_content, `\n${THINK}\n`);
+    assert.deepEqual(r.x_provider_extra, { kept: true });
+    const [req] = await requestsFor(gw, 'mock-minimax');
+    assert.equal(req.body.reasoning, undefined, 'the option is not sent');
+  }));
+
+scenario('reasoning_split_streamed', () =>
+  inEnv(
+    async () => {
+      const { stream, pieces, content, reasoning } = await streamParts('mock-minimax');
+      assert.ok(pieces.every((p) => !p.includes('<')), JSON.stringify(pieces));
+      assert.equal(content, 'echo: hi');
+      assert.equal(reasoning, `\n${THINK}\n`);
+      const done = await stream.finalCompletion();
+      assert.equal(done.choices[0].message.content, 'echo: hi');
+      assert.equal(done.choices[0].message.reasoning_content, `\n${THINK}\n`);
+    },
+    { LLM_REASONING: 'split' },
+  ));
+
+scenario('reasoning_split_one_char_per_chunk', () =>
+  inEnv(async () => {
+    const { stream, pieces, content, reasoning } = await streamParts('mock-minimax:chunk=1', {
+      reasoning: 'split',
+      response_format: { type: 'json_object' },
+    });
+    const answer = '```json\n{"answer":"echo: hi"}\n```';
+    assert.equal(content, answer);
+    assert.ok(pieces.every((p) => [...p].length === 1), JSON.stringify(pieces));
+    assert.equal(reasoning, `\n${THINK}\n`);
+    assert.equal((await stream.finalCompletion()).choices[0].message.content, answer);
+  }));
+
+scenario('reasoning_raw_by_default_untouched', () =>
+  inEnv(async () => {
+    const raw = `<think>\n${THINK}\n</think>\n\necho: hi`;
+    const r = await call('mock-minimax');
+    assert.equal(r.choices[0].message.content, raw);
+    assert.equal(r.choices[0].message.reasoning_content, undefined);
+    const { content, reasoning } = await streamParts('mock-minimax');
+    assert.equal(content, raw);
+    assert.equal(reasoning, '');
+  }));

@@ -36,3 +36,15 @@ def test_example_mem0_plugin(gateway, tmp_path):
     assert "ADD  I drink green tea every morning" in out
     first_hit = [line for line in out.splitlines() if line[:1].isdigit()][0]
     assert first_hit.endswith("I drink green tea every morning")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mem0") is None, reason="needs the mem0 extra")
+def test_example_mem0_plugin_on_dashscope_and_minimax_like_models(gateway, tmp_path):
+    # What scripts/demo runs: the MiniMax-like reasoning model, DashScope-like text-embedding-v4.
+    out = run("mem0_plugin.py", gateway, tmp_path, MEM0_TELEMETRY="False", LLM_MODEL_ID="mock-minimax")
+    added = [line for line in out.splitlines() if line.lstrip().startswith("ADD  ")]
+    assert len(added) > 10, out
+    first_hit = [line for line in out.splitlines() if line[:1].isdigit()][0]
+    assert first_hit.endswith("I drink green tea every morning")
+    embeds = [r for r in gateway.requests() if r["path"] == "/v1/embeddings"]
+    assert all(len(r["body"]["input"]) <= 10 for r in embeds if isinstance(r["body"]["input"], list))

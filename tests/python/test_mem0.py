@@ -8,6 +8,7 @@ no model download is even attempted)."""
 from __future__ import annotations
 
 import atexit
+import json
 import ipaddress
 import os
 import shutil
@@ -221,3 +222,141 @@ async def test_mem0_async_memory_end_to_end(mem0_env, tmp_path):
     results = hits["results"] if isinstance(hits, dict) else hits
     assert results[0]["memory"] == "My cat is called Miso"
     _assert_all_through_claw_llm(mem0_env)
+
+
+# --- the users' production path: DashScope-sized batches, a MiniMax-like reasoning model ----
+
+MINIMAX = "mock-minimax"
+#: More than 10 facts, so the memories mem0 embeds in one embed_batch exceed DashScope's limit.
+FACTS = [
+    "I live in Hangzhou",
+    "I drink green tea every morning",
+    "My sister works as a nurse",
+    "I play badminton on Saturdays",
+    "My favourite author is Lu Xun",
+    "I am allergic to peanuts",
+    "I drive an electric scooter",
+    "My daughter learns the violin",
+    "I was born in Chengdu",
+    "I collect old postage stamps",
+    "My dog is called Doudou",
+    "I study Japanese at night",
+]
+
+
+@pytest.fixture
+def production_env(gateway, monkeypatch):
+    """LLM_MODEL_ID: the MiniMax-like model; EMBEDDING_MODEL_ID: text-embedding-v4, which the
+    mock answers like DashScope (at most 10 inputs per request)."""
+    monkeypatch.setenv("LLM_MODEL_ID", MINIMAX)
+    monkeypatch.setenv("EMBEDDING_MODEL_ID", EMBED_MODEL)
+    monkeypatch.setenv("EMBEDDING_DIMS", str(DIMS))
+    return gateway
+
+
+def _embed_inputs(gateway) -> list[list[str]]:
+    return [r["body"]["input"] for r in gateway.requests() if r["path"] == "/v1/embeddings" and isinstance(r["body"]["input"], list)]
+
+
+def _assert_many_memories(added) -> None:
+    texts = {r["memory"] for r in added["results"]}
+    assert len(texts) > 10 and set(FACTS) <= texts, texts
+
+
+def _assert_production_requests(gateway) -> None:
+    inputs = _embed_inputs(gateway)
+    assert inputs and all(len(i) <= 10 for i in inputs), [len(i) for i in inputs]
+    assert any(len(i) == 10 for i in inputs), "a batch of more than 10 memories was split"
+    chats = [r for r in gateway.requests() if r["path"] == "/v1/chat/completions"]
+    assert chats and {r["body"]["model"] for r in chats} == {MINIMAX}
+    assert all("reasoning" not in r["body"] for r in chats)
+
+
+def _conversation() -> list[dict]:
+    return [{"role": "user", "content": ". ".join(FACTS) + "."}]
+
+
+def test_mem0_llm_splits_reasoning_and_strips_the_json_fence(production_env):
+    llm = claw_mem0.ClawLLM()
+    assert llm.model == MINIMAX
+    assert llm.generate_response([{"role": "user", "content": "x"}]) == "echo: x"
+    out = llm.generate_response([{"role": "user", "content": "x"}], response_format={"type": "json_object"})
+    assert json.loads(out) == {"answer": "echo: x"}
+    # Without JSON asked for, a fence is the model's text and stays.
+    assert claw_mem0._strip_fence("```json\n{}\n```") == "{}"
+    assert claw_mem0._strip_fence("see ```x``` here") == "see ```x``` here"
+
+
+def test_mem0_embed_batch_is_one_call_split_by_the_core(production_env):
+    texts = [f"text number {i}" for i in range(25)]
+    vectors = claw_mem0.ClawEmbedder().embed_batch(texts)
+    assert len(vectors) == 25 and all(len(v) == DIMS for v in vectors)
+    assert sorted(len(i) for i in _embed_inputs(production_env)) == [5, 10, 10]
+    assert vectors[17] == claw_mem0.ClawEmbedder().embed("text number 17")
+
+
+def test_mem0_end_to_end_dashscope_batches_and_minimax_reasoning(production_env, tmp_path):
+    memory = claw_mem0.build_memory(history_db_path=str(tmp_path / "h.db"))
+    _assert_many_memories(memory.add(_conversation(), user_id="carol"))
+    hits = memory.search("what does carol drink every morning? green tea", filters={"user_id": "carol"})
+    results = hits["results"] if isinstance(hits, dict) else hits
+    assert results[0]["memory"] == "I drink green tea every morning", results
+    _assert_production_requests(production_env)
+
+
+async def test_mem0_async_end_to_end_dashscope_batches_and_minimax_reasoning(production_env, tmp_path):
+    memory = claw_mem0.build_memory(history_db_path=str(tmp_path / "h.db"), async_memory=True)
+    assert isinstance(memory, mem0.AsyncMemory)
+    _assert_many_memories(await memory.add(_conversation(), user_id="dave"))
+    hits = await memory.search("what is the dog called? Doudou", filters={"user_id": "dave"})
+    results = hits["results"] if isinstance(hits, dict) else hits
+    assert results[0]["memory"] == "My dog is called Doudou", results
+    _assert_production_requests(production_env)
+
+
+def test_mem0_llm_reranker_goes_through_claw_llm(production_env, tmp_path):
+    memory = claw_mem0.build_memory(history_db_path=str(tmp_path / "h.db"), reranker=True)
+    assert isinstance(memory.reranker.llm, claw_mem0.ClawLLM)
+    assert memory.reranker.llm.model == MINIMAX
+    memory.add(_conversation(), user_id="erin")
+    production_env.clear()
+    hits = memory.search("what does erin drink every morning? green tea", filters={"user_id": "erin"}, rerank=True)
+    results = hits["results"] if isinstance(hits, dict) else hits
+    assert results[0]["memory"] == "I drink green tea every morning", results
+    assert results[0]["rerank_score"] > 0.5
+    scoring = [
+        r
+        for r in production_env.requests()
+        if r["path"] == "/v1/chat/completions" and "numerical score" in r["body"]["messages"][0]["content"]
+    ]
+    assert scoring and {r["body"]["model"] for r in scoring} == {MINIMAX}
+    assert all(r["headers"]["user-agent"].startswith("claw-llm/") for r in scoring)
+
+
+def test_mem0_build_memory_keeps_a_user_config(gateway, tmp_path):
+    user = {
+        "llm": {"provider": "openai", "config": {"model": MINIMAX, "api_key": "sk-not-used"}},
+        "embedder": {"provider": "openai", "config": {"model": EMBED_MODEL, "embedding_dims": DIMS}},
+        "vector_store": {
+            "provider": "qdrant",
+            "config": {"collection_name": "mine", "path": str(tmp_path / "q"), "embedding_model_dims": DIMS},
+        },
+        "history_db_path": str(tmp_path / "mine.db"),
+        "reranker": {"provider": "llm_reranker", "config": {"top_k": 3}},
+        "custom_instructions": "Only keep facts about the user.",
+    }
+    snapshot = json.dumps(user, sort_keys=True)
+    memory = claw_mem0.build_memory(config=user)
+    assert json.dumps(user, sort_keys=True) == snapshot, "the caller's dict is not changed"
+    assert isinstance(memory.llm, claw_mem0.ClawLLM) and memory.llm.model == MINIMAX
+    assert isinstance(memory.embedding_model, claw_mem0.ClawEmbedder)
+    assert (memory.embedding_model.model, memory.embedding_model.dims) == (EMBED_MODEL, DIMS)
+    assert memory.collection_name == "mine" and (tmp_path / "q").exists()
+    assert memory.config.history_db_path == str(tmp_path / "mine.db")
+    assert memory.custom_instructions == "Only keep facts about the user."
+    assert isinstance(memory.reranker.llm, claw_mem0.ClawLLM) and memory.reranker.config.top_k == 3
+    _assert_many_memories(memory.add(_conversation(), user_id="fay"))
+    hits = memory.search("where was fay born? Chengdu", filters={"user_id": "fay"})
+    results = hits["results"] if isinstance(hits, dict) else hits
+    assert results[0]["memory"] == "I was born in Chengdu", results
+    _assert_production_requests(gateway)

@@ -800,3 +800,150 @@ def test_flask_wrapped_error_summary_is_inner_message(gateway):
     e = info.value
     assert str(e) == "Invalid token"
     assert e.body["error"].startswith("API Error: {")
+
+
+# --- embedding batches, vector size --------------------------------------------------------
+
+
+def texts(tag: str, n: int) -> list[str]:
+    return [f"{tag} item {i}" for i in range(n)]
+
+
+def embed_requests(gateway, tag: str) -> list[dict]:
+    return [
+        r
+        for r in gateway.requests()
+        if isinstance(r["body"], dict)
+        and isinstance(r["body"].get("input"), list)
+        and str(r["body"]["input"][0]).startswith(tag)
+    ]
+
+
+def test_embed_batches_split_to_the_model_limit(gateway):
+    tag = uuid.uuid4().hex
+    reply = claw_llm.embed("text-embedding-v4", texts(tag, 200), dimensions=8, timeout_ms=20_000)
+    assert [d["index"] for d in reply["data"]] == list(range(200))
+    assert reply["usage"] == {"prompt_tokens": 600, "total_tokens": 600}
+    assert (reply["model"], reply["object"]) == ("text-embedding-v4", "list")
+    reqs = embed_requests(gateway, tag)
+    assert len(reqs) == 20
+    assert all(len(r["body"]["input"]) == 10 for r in reqs)
+    vectors = claw_llm.embed_vectors("text-embedding-v4", texts(tag, 200), dimensions=8)
+    for i in (0, 57, 199):
+        [one] = claw_llm.embed_vectors("text-embedding-v4", f"{tag} item {i}", dimensions=8)
+        assert vectors[i] == one
+        assert reply["data"][i]["embedding"] == pytest.approx(one, abs=1e-6)
+
+
+def test_embed_batches_bounded_concurrency(gateway, monkeypatch):
+    monkeypatch.setenv("EMBEDDING_CONCURRENCY", "2")
+    key = uuid.uuid4().hex
+    model = f"mock-dashscope-embed:ms=100,key={key}"
+    reply = claw_llm.embed(model, texts(key, 60), batch_size=10, timeout_ms=20_000)
+    assert len(reply["data"]) == 60
+    assert len([r for r in gateway.requests() if r["body"]["model"] == model]) == 6
+    assert gateway.stats()["in_flight_peak"][key] == 2
+
+
+def test_embed_batch_failure_names_range_and_batch_size(gateway):
+    with pytest.raises(APIStatusError) as info:
+        claw_llm.embed(f"mock-dashscope-embed:tag={uuid.uuid4().hex}", texts("x", 25), batch_size=20, max_retries=0)
+    e = info.value
+    assert e.code == "LLM_HTTP_ERROR"
+    assert e.status == 400
+    message = str(e)
+    assert message.startswith("inputs 0-19 of 25: "), message
+    assert "batch size is invalid, it should not be larger than 10" in message
+    assert "EMBEDDING_BATCH_SIZE" in message
+
+
+def test_embed_empty_list_is_config_error(gateway):
+    model = f"emb-empty-{uuid.uuid4().hex}"
+    with pytest.raises(ConfigError) as info:
+        claw_llm.embed(model, [])
+    assert info.value.code == "LLM_CLIENT_CONFIG"
+    assert not [r for r in gateway.requests() if r["body"] and r["body"].get("model") == model]
+
+
+def test_embed_dims_mismatch_is_bad_response(gateway):
+    with pytest.raises(BadResponseError) as info:
+        claw_llm.embed("mock-embed:dims=4", ["a", "b"], dimensions=8)
+    assert info.value.code == "LLM_BAD_RESPONSE"
+    assert "4 values" in str(info.value) and "8 were expected" in str(info.value)
+    with pytest.raises(BadResponseError):
+        claw_llm.embed_vectors("mock-embed:dims=4", "a", dimensions=8)
+
+
+def test_embed_send_dims_off_keeps_dimensions_out(gateway, monkeypatch):
+    monkeypatch.setenv("EMBEDDING_DIMS", "8")
+    monkeypatch.setenv("EMBEDDING_SEND_DIMS", "0")
+    model = f"mock-embed:dims=8,tag={uuid.uuid4().hex}"
+    [vec] = claw_llm.embed_vectors(model, "hello")
+    assert len(vec) == 8
+    [req] = [r for r in gateway.requests() if r["body"]["model"] == model]
+    assert "dimensions" not in req["body"]
+    client = claw_llm.Client(embedding_dims=16, send_embedding_dims=False)
+    with pytest.raises(BadResponseError):
+        client.embed(model, "hello")
+
+
+# --- reasoning split -----------------------------------------------------------------------
+
+THINK = "The user wants a short answer. Let me think it through first."
+
+
+def stream_parts(stream) -> tuple[list[str], str]:
+    pieces: list[str] = []
+    reasoning = ""
+    for c in stream:
+        delta = (c.get("choices") or [{}])[0].get("delta") or {}
+        if isinstance(delta.get("content"), str):
+            pieces.append(delta["content"])
+        if isinstance(delta.get("reasoning_content"), str):
+            reasoning += delta["reasoning_content"]
+    return pieces, reasoning
+
+
+def test_reasoning_split_plain(gateway):
+    reply = call("mock-minimax", USER, reasoning="split")
+    message = reply["choices"][0]["message"]
+    assert message["content"] == "echo: hi"
+    assert message["reasoning_content"] == f"\n{THINK}\n"
+    [req] = chat_requests(gateway)
+    assert "reasoning" not in req["body"]
+
+
+def test_reasoning_split_streamed(gateway, monkeypatch):
+    monkeypatch.setenv("LLM_REASONING", "split")
+    with call("mock-minimax", USER, stream=True) as stream:
+        pieces, reasoning = stream_parts(stream)
+        done = stream.final_completion()
+    assert all("<" not in p for p in pieces), pieces
+    assert "".join(pieces) == "echo: hi"
+    assert reasoning == f"\n{THINK}\n"
+    assert done["choices"][0]["message"]["content"] == "echo: hi"
+    assert done["choices"][0]["message"]["reasoning_content"] == f"\n{THINK}\n"
+
+
+def test_reasoning_split_one_char_per_chunk(gateway):
+    answer = '```json\n{"answer":"echo: hi"}\n```'
+    with call(
+        "mock-minimax:chunk=1", USER, stream=True, reasoning="split", response_format={"type": "json_object"}
+    ) as stream:
+        pieces, reasoning = stream_parts(stream)
+        done = stream.final_completion()
+    assert "".join(pieces) == answer
+    assert all(len(p) == 1 for p in pieces), pieces
+    assert reasoning == f"\n{THINK}\n"
+    assert done["choices"][0]["message"]["content"] == answer
+
+
+def test_reasoning_raw_by_default_untouched(gateway):
+    raw = f"<think>\n{THINK}\n</think>\n\necho: hi"
+    message = call("mock-minimax", USER)["choices"][0]["message"]
+    assert message["content"] == raw
+    assert "reasoning_content" not in message
+    with call("mock-minimax", USER, stream=True) as stream:
+        pieces, reasoning = stream_parts(stream)
+    assert "".join(pieces) == raw
+    assert reasoning == ""

@@ -361,15 +361,23 @@ async def _achat(client, model, messages, timeout_ms, max_retries, idle_timeout_
     return out if out.__class__ is dict else AsyncStream(out)
 
 
+def _batch_option(params):
+    """``batch_size=`` (inputs per request) under the name the core validates."""
+    if "batch_size" in params:
+        params["batchSize"] = params.pop("batch_size")
+
+
 def _embed(client, kind, model, input, dimensions, timeout_ms, max_retries, headers, params):
     if dimensions is not None:
         params["dimensions"] = dimensions
+    _batch_option(params)
     return _native.call(client, model, _payload("input", input, params, timeout_ms, max_retries, None, headers), kind)
 
 
 async def _aembed(client, kind, model, input, dimensions, timeout_ms, max_retries, headers, params):
     if dimensions is not None:
         params["dimensions"] = dimensions
+    _batch_option(params)
     payload = _payload("input", input, params, timeout_ms, max_retries, None, headers)
     return await _submit(lambda n: _native.start(n, client, model, payload, kind))
 
@@ -459,7 +467,11 @@ def embed(
     """Creates embeddings for a string or a list of strings; returns the gateway's JSON.
 
     ``model`` empty or ``None`` uses ``EMBEDDING_MODEL_ID``; ``dimensions`` defaults to
-    ``EMBEDDING_DIMS`` when set; ``encoding_format`` is ``"float"`` unless given.
+    ``EMBEDDING_DIMS`` when set and is the expected vector size (another size raises
+    ``BadResponseError``); ``encoding_format`` is ``"float"`` unless given. A list longer than
+    ``batch_size=`` (else ``EMBEDDING_BATCH_SIZE``, else the model's known limit, e.g. 10 for
+    DashScope ``text-embedding-v4``, else 2048) is sent in several requests, at most
+    ``EMBEDDING_CONCURRENCY`` (4) at a time, and merged into one reply in input order.
 
         claw_llm.embed("text-embedding-v4", ["a", "b"], dimensions=1024)["data"][1]["embedding"]
     """
@@ -543,6 +555,10 @@ class Client:
         chat_url: str | None = None,
         log_level: str | None = None,
         max_response_bytes: int | None = None,
+        embedding_batch_size: int | None = None,
+        embedding_concurrency: int | None = None,
+        send_embedding_dims: bool | None = None,
+        reasoning: str | None = None,
     ) -> None:
         self._native = _native.NativeClient(
             base_url=base_url,
@@ -556,6 +572,10 @@ class Client:
             chat_url=chat_url,
             log_level=log_level,
             max_response_bytes=max_response_bytes,
+            embedding_batch_size=embedding_batch_size,
+            embedding_concurrency=embedding_concurrency,
+            send_embedding_dims=send_embedding_dims,
+            reasoning=reasoning,
         )
 
     @property

@@ -177,6 +177,10 @@ class Client:
         chat_url: str | None = None,
         log_level: str | None = None,
         max_response_bytes: int | None = None,
+        embedding_batch_size: int | None = None,
+        embedding_concurrency: int | None = None,
+        send_embedding_dims: bool | None = None,
+        reasoning: str | None = None,
     ) -> None: ...
     @property
     def base_url(self) -> str: ...

@@ -51,6 +51,10 @@ class NativeClient:
         chat_url: str | None = None,
         log_level: str | None = None,
         max_response_bytes: int | None = None,
+        embedding_batch_size: int | None = None,
+        embedding_concurrency: int | None = None,
+        send_embedding_dims: bool | None = None,
+        reasoning: str | None = None,
     ) -> NativeClient: ...
     @property
     def base_url(self) -> str: ...

@@ -17,6 +17,22 @@ builds the ``Memory`` with placeholder ``openai`` blocks (never used, pointed at
 then sets ``memory.llm`` / ``memory.embedding_model`` to :class:`ClawLLM` /
 :class:`ClawEmbedder`.
 
+What the two always do for mem0's sake: :class:`ClawLLM` splits a leading ``<think>…</think>``
+block off the answer (MiniMax-M2.x, Qwen3 and DeepSeek-R1 keep thinking on and put it in
+``content``) and removes a code fence around a JSON answer when ``response_format`` asks for
+JSON, so mem0's JSON parsing sees JSON; :class:`ClawEmbedder.embed_batch` sends the whole list
+as one call and the core splits it to the provider's batch limit (10 for DashScope
+``text-embedding-v4``), ``EMBEDDING_CONCURRENCY`` requests at a time.
+
+mem0's LLM reranker builds its own LLM through ``LlmFactory``: importing this module registers
+the provider ``claw_llm`` there, and :func:`build_memory` points an ``llm_reranker`` at it.
+What mem0 still does not let us reach: the ``llm`` and ``embedder`` blocks of a
+``MemoryConfig`` (and mem0 1.x's ``graph_store.llm``) are validated against mem0's fixed
+provider list, which ``register_provider`` does not extend, so they cannot name ``claw_llm``:
+the LLM and embedder are swapped in after construction, and a 1.x graph store's own LLM keeps
+the provider its config names. Other rerankers (Cohere, Hugging Face, ...) call their own
+services.
+
 Importing this module sets ``MEM0_TELEMETRY=False`` unless it is already set (mem0 reads it
 when first imported), so mem0 does not phone home from gateways' private networks.
 """
@@ -47,8 +63,23 @@ except ImportError:  # pragma: no cover - exercised only without the extra
 
 __all__ = ["ClawLLM", "ClawEmbedder", "build_memory", "HAVE_MEM0"]
 
-#: Texts per embeddings request in :meth:`ClawEmbedder.embed_batch`.
-EMBED_BATCH = 100
+#: The name under which :class:`ClawLLM` is registered in mem0's ``LlmFactory``.
+PROVIDER = "claw_llm"
+
+_FENCE = re.compile(r"\A\s*```[A-Za-z0-9_-]*[ \t]*\r?\n(.*?)\r?\n?[ \t]*```\s*\Z", re.DOTALL)
+
+
+def _wants_json(response_format: Any) -> bool:
+    kind = response_format.get("type") if isinstance(response_format, Mapping) else response_format
+    return kind in ("json_object", "json_schema", "json")
+
+
+def _strip_fence(text: str | None) -> str | None:
+    """The inside of a code fence that wraps the whole text (```json … ```), else the text."""
+    if not text:
+        return text
+    match = _FENCE.match(text)
+    return match.group(1).strip() if match else text
 
 
 def _client_for(config: Any, client: claw_llm.Client | None) -> claw_llm.Client | None:
@@ -133,13 +164,17 @@ class ClawLLM(_LLMBase):  # type: ignore[misc,valid-type]
         if tools:
             params["tools"] = tools
             params["tool_choice"] = tool_choice
+        params["reasoning"] = "split"
         call = self.client.call_specific_model if self.client is not None else claw_llm.call_specific_model
         reply = call(self.model, messages, timeout_ms=self.timeout_ms, max_retries=self.max_retries, **params)
         message = (reply.get("choices") or [{}])[0].get("message") or {}
+        content = message.get("content")
+        if _wants_json(response_format):
+            content = _strip_fence(content)
         if not tools:
-            return message.get("content")
+            return content
         return {
-            "content": message.get("content"),
+            "content": content,
             "tool_calls": [
                 {"name": tc["function"]["name"], "arguments": _arguments(tc["function"].get("arguments"))}
                 for tc in message.get("tool_calls") or []
@@ -157,6 +192,8 @@ class ClawEmbedder(_EmbeddingBase):  # type: ignore[misc,valid-type]
         dims: vector size sent as ``dimensions`` (default: ``config.embedding_dims``, else
             ``EMBEDDING_DIMS``; when neither is set the model's own size is used).
         client: a :class:`claw_llm.Client` to use instead of the environment.
+        batch_size: inputs per request for :meth:`embed_batch` (default: ``EMBEDDING_BATCH_SIZE``,
+            else the model's known limit, else 2048).
     """
 
     def __init__(
@@ -168,6 +205,7 @@ class ClawEmbedder(_EmbeddingBase):  # type: ignore[misc,valid-type]
         client: claw_llm.Client | None = None,
         timeout_ms: float | None = None,
         max_retries: int | None = None,
+        batch_size: int | None = None,
     ) -> None:
         if HAVE_MEM0 and isinstance(config, dict):
             config = BaseEmbedderConfig(**config)
@@ -186,25 +224,72 @@ class ClawEmbedder(_EmbeddingBase):  # type: ignore[misc,valid-type]
         self.client = _client_for(self.config, client)
         self.timeout_ms = timeout_ms
         self.max_retries = max_retries
+        self.batch_size = batch_size
 
     def _vectors(self, texts: list[str]) -> list[list[float]]:
         fn = self.client.embed_vectors if self.client is not None else claw_llm.embed_vectors
-        return fn(self.model, texts, dimensions=self.dims, timeout_ms=self.timeout_ms, max_retries=self.max_retries)
+        extra: dict[str, Any] = {"batch_size": self.batch_size} if self.batch_size is not None else {}
+        return fn(
+            self.model, texts, dimensions=self.dims, timeout_ms=self.timeout_ms, max_retries=self.max_retries, **extra
+        )
 
     def embed(self, text: str, memory_action: str | None = None) -> list[float]:
         """The embedding of ``text`` (newlines flattened, as mem0's OpenAI embedder does)."""
         return self._vectors([text.replace("\n", " ")])[0]
 
     def embed_batch(self, texts: Iterable[str], memory_action: str | None = "add") -> list[list[float]]:
-        """Embeddings of many texts, ``EMBED_BATCH`` per request, in input order."""
+        """Embeddings of many texts in input order: one call, which the core sends in requests of
+        the provider's batch size, ``EMBEDDING_CONCURRENCY`` at a time, under one deadline."""
         flat = [t.replace("\n", " ") for t in texts]
-        out: list[list[float]] = []
-        for i in range(0, len(flat), EMBED_BATCH):
-            out.extend(self._vectors(flat[i : i + EMBED_BATCH]))
-        return out
+        return self._vectors(flat) if flat else []
+
+
+def _register_provider() -> None:
+    """Makes ``claw_llm`` an ``LlmFactory`` provider (what mem0's LLM reranker builds from)."""
+    try:
+        from mem0.utils.factory import LlmFactory
+    except ImportError:  # pragma: no cover - mem0 without the factory
+        return
+    register = getattr(LlmFactory, "register_provider", None)
+    if register is not None:
+        register(PROVIDER, f"{__name__}.ClawLLM", BaseLlmConfig)
+
+
+if HAVE_MEM0:
+    _register_provider()
+
+
+def _reranker_block(reranker: Any, llm_model: str | None) -> dict[str, Any] | None:
+    """The ``reranker`` block of a mem0 config with an LLM reranker going through claw_llm.
+
+    ``True`` or ``"llm"``: mem0's ``llm_reranker`` on :class:`ClawLLM` with the chat model; a
+    mem0 ``{"provider", "config"}`` block: kept, and when it is an ``llm_reranker`` its LLM (or
+    its nested ``llm`` block) becomes ``claw_llm``; other providers are left as they are."""
+    if reranker is None or reranker is False:
+        return None
+    if reranker is True or reranker == "llm":
+        reranker = {"provider": "llm_reranker", "config": {}}
+    if not isinstance(reranker, Mapping):
+        raise TypeError(f"reranker must be True, 'llm' or a mem0 reranker block, got {type(reranker).__name__}")
+    block = {**reranker, "config": dict(reranker.get("config") or {})}
+    if block.get("provider") != "llm_reranker":
+        return block
+    config = block["config"]
+    nested = config.get("llm")
+    if isinstance(nested, Mapping):
+        nested_config = dict(nested.get("config") or {})
+        if llm_model and not nested_config.get("model") and not config.get("model"):
+            nested_config["model"] = llm_model
+        config["llm"] = {**nested, "provider": PROVIDER, "config": nested_config}
+    else:
+        if llm_model and not config.get("model"):
+            config["model"] = llm_model
+    config["provider"] = PROVIDER
+    return block
 
 
 def build_memory(
+    config: Mapping[str, Any] | None = None,
     *,
     llm: ClawLLM | None = None,
     embedder: ClawEmbedder | None = None,
@@ -216,24 +301,32 @@ def build_memory(
     vector_store: Mapping[str, Any] | None = None,
     qdrant_path: str | None = None,
     history_db_path: str | None = None,
+    reranker: Any = None,
     async_memory: bool = False,
-    **config: Any,
+    **extra: Any,
 ) -> Any:
     """Builds a ``mem0.Memory`` whose LLM and embedder are claw_llm's.
 
     Args:
+        config: an existing mem0 config dict (what ``Memory.from_config`` takes): its vector
+            store, history db, graph store, reranker and other fields are kept; only its ``llm``
+            and ``embedder`` are replaced (their ``model`` / ``embedding_dims`` become the
+            defaults of claw_llm's).
         llm, embedder: ready instances (default: built from the environment and the
             ``llm_model`` / ``embedding_model`` / ``embedding_dims`` / ``client`` arguments).
         embedding_dims: vector size of the store (default: ``EMBEDDING_DIMS``; when unset,
             one embedding is requested now to learn it).
-        collection_name: the vector store collection.
+        collection_name: the vector store collection (when no vector store is given).
         vector_store: a full mem0 ``vector_store`` block (``{"provider", "config"}``) to use
             instead of the default local Qdrant; its ``embedding_model_dims`` is filled in.
         qdrant_path: directory of the default local Qdrant (default: in memory, nothing kept).
         history_db_path: mem0's SQLite history (default: mem0's, ``~/.mem0/history.db``).
+        reranker: ``True`` (or ``"llm"``) for mem0's LLM reranker on claw_llm with the chat
+            model, or a mem0 ``reranker`` block; an ``llm_reranker`` block is pointed at
+            claw_llm, other providers are kept as they are.
         async_memory: build a ``mem0.AsyncMemory`` instead (its calls run ours in threads,
             which release the GIL while they wait).
-        **config: other ``MemoryConfig`` fields (``custom_instructions``, ``version``, ...).
+        **extra: other ``MemoryConfig`` fields (``custom_instructions``, ``version``, ...).
 
     Returns:
         ``mem0.Memory`` (or ``mem0.AsyncMemory``): ``add``/``search``/... go through claw_llm.
@@ -245,10 +338,20 @@ def build_memory(
         raise ImportError("claw_llm.mem0.build_memory needs mem0: pip install 'claw-llm[mem0]'")
     from mem0 import AsyncMemory, Memory
 
-    llm = llm or ClawLLM(model=llm_model, client=client)
-    embedder = embedder or ClawEmbedder(model=embedding_model, dims=embedding_dims, client=client)
+    user = dict(config or {})
+    user_llm = dict((user.pop("llm", None) or {}).get("config") or {})
+    user_embedder = dict((user.pop("embedder", None) or {}).get("config") or {})
+    llm = llm or ClawLLM(model=llm_model or user_llm.get("model"), client=client)
+    embedder = embedder or ClawEmbedder(
+        model=embedding_model or user_embedder.get("model"),
+        dims=embedding_dims or user_embedder.get("embedding_dims"),
+        client=client,
+    )
     dims = embedding_dims or embedder.dims or len(embedder.embed("dimension probe"))
 
+    user_store = user.pop("vector_store", None)
+    if vector_store is None:
+        vector_store = user_store
     if vector_store is None:
         store_config: dict[str, Any] = {"collection_name": collection_name, "embedding_model_dims": dims}
         if qdrant_path is None:
@@ -259,17 +362,23 @@ def build_memory(
             store_config["path"] = qdrant_path
         vector_store = {"provider": "qdrant", "config": store_config}
     else:
-        vector_store = {**vector_store, "config": {"embedding_model_dims": dims, **vector_store.get("config", {})}}
+        vector_store = {**vector_store, "config": {"embedding_model_dims": dims, **(vector_store.get("config") or {})}}
+
+    user_reranker = user.pop("reranker", None)
+    reranker = _reranker_block(user_reranker if reranker is None else reranker, llm.model)
 
     # Placeholders that satisfy mem0's validation; replaced below and never called. They point
     # at a closed local port so a stray use fails at once instead of reaching any service.
     placeholder = {"api_key": "claw-llm-placeholder", "openai_base_url": "http://127.0.0.1:9/claw-llm-placeholder"}
     memory_config: dict[str, Any] = {
+        **user,
         "llm": {"provider": "openai", "config": {"model": llm.model or "claw-llm", **placeholder}},
         "embedder": {"provider": "openai", "config": {"model": embedder.model or "claw-llm", "embedding_dims": dims, **placeholder}},
         "vector_store": vector_store,
-        **config,
+        **extra,
     }
+    if reranker is not None:
+        memory_config["reranker"] = reranker
     if history_db_path is not None:
         memory_config["history_db_path"] = history_db_path
     with warnings.catch_warnings():

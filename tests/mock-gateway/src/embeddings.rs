@@ -112,6 +112,11 @@ fn inputs(input: Option<&Value>) -> Result<Vec<String>, String> {
 
 /// The `embed` answer.
 pub fn respond(ctx: &Ctx<'_>) -> Result<Response, String> {
+    respond_with(ctx, None)
+}
+
+/// The `embed` answer; `forced_dims` gives every vector that size whatever was asked.
+pub fn respond_with(ctx: &Ctx<'_>, forced_dims: Option<usize>) -> Result<Response, String> {
     let Some(body) = ctx.body.as_ref().filter(|b| b.is_object()) else {
         return Err("request body is not a JSON object".into());
     };
@@ -127,6 +132,7 @@ pub fn respond(ctx: &Ctx<'_>) -> Result<Response, String> {
             }
         },
     };
+    let dimensions = forced_dims.unwrap_or(dimensions);
     let base64 = match body.get("encoding_format").and_then(Value::as_str) {
         None | Some("float") => false,
         Some("base64") => true,

@@ -9,6 +9,7 @@ mod errors;
 mod hostile;
 mod http;
 mod mem0;
+mod providers;
 mod scenario;
 mod state;
 mod stream;

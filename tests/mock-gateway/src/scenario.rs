@@ -6,12 +6,14 @@ use serde_json::{json, Value};
 
 use crate::http::{Conn, Request, Response};
 use crate::state::State;
-use crate::{chat, errors, hostile, stream};
+use crate::{chat, errors, hostile, providers, stream};
 
 /// Known scenarios and the parameters each accepts (anything else is a 400, to catch typos).
 const SCENARIOS: &[(&str, &[&str])] = &[
     ("ok", &["tokens"]),
-    ("embed", &[]),
+    ("embed", &["dims"]),
+    ("dashscope-embed", &["limit", "ms", "key", "dims"]),
+    ("minimax", &["chunk", "fence"]),
     ("mem0", &[]),
     ("auth", &["tokens"]),
     ("slow", &["ms", "tokens"]),
@@ -201,6 +203,13 @@ pub fn choose(req: &Request, body: Option<&Value>, route: Route) -> Result<(Spec
             return Ok((Spec::parse(spec)?, Source::Model));
         }
     }
+    if route == Route::Embeddings {
+        let model = body.and_then(|b| b.get("model")).and_then(Value::as_str);
+        if let Some(limit) = model.and_then(providers::dashscope_limit) {
+            let spec = Spec::parse(&format!("dashscope-embed:limit={limit}"))?;
+            return Ok((spec, Source::Default));
+        }
+    }
     let default = match route {
         Route::Chat => "ok",
         Route::Embeddings => "embed",
@@ -319,10 +328,26 @@ async fn run(conn: &mut Conn, ctx: &Ctx<'_>, spec: &Spec) -> Result<After, Strin
             let payload = chat::payload(ctx, spec, ctx.source == Source::Default)?;
             Ok(chat::deliver(conn, ctx, payload).await)
         }
+        "embed" if spec.get("dims").is_some() => {
+            let dims = spec.u64_or("dims", 0)?.clamp(1, 65_536) as usize;
+            let resp = crate::embeddings::respond_with(ctx, Some(dims))?;
+            Ok(send(conn, ctx, &resp).await)
+        }
         "embed" => {
             let payload = chat::payload_for(ctx, spec, Route::Embeddings, false)?;
             Ok(chat::deliver(conn, ctx, payload).await)
         }
+        // On the other route each answers as the default scenario does.
+        "dashscope-embed" if ctx.route == Route::Chat => {
+            let payload = chat::payload(ctx, spec, true)?;
+            Ok(chat::deliver(conn, ctx, payload).await)
+        }
+        "minimax" if ctx.route == Route::Embeddings => {
+            let payload = chat::payload(ctx, spec, false)?;
+            Ok(chat::deliver(conn, ctx, payload).await)
+        }
+        "dashscope-embed" => providers::dashscope_embed(conn, ctx, spec).await,
+        "minimax" => providers::minimax(conn, ctx, spec).await,
         "mem0" => {
             let payload = chat::mem0_payload(ctx)?;
             Ok(chat::deliver(conn, ctx, payload).await)

@@ -14,6 +14,8 @@ pub struct State {
     pub expect_key: String,
     log: Mutex<Vec<Value>>,
     flaky: Mutex<HashMap<String, u64>>,
+    /// Per `key` of the provider-like scenarios: requests being answered now, and the most ever.
+    in_flight: Mutex<HashMap<String, (u64, u64)>>,
     open_connections: AtomicU64,
     total_connections: AtomicU64,
     requests: AtomicU64,
@@ -30,6 +32,7 @@ impl State {
             expect_key,
             log: Mutex::new(Vec::new()),
             flaky: Mutex::new(HashMap::new()),
+            in_flight: Mutex::new(HashMap::new()),
             open_connections: AtomicU64::new(0),
             total_connections: AtomicU64::new(0),
             requests: AtomicU64::new(0),
@@ -51,10 +54,27 @@ impl State {
     }
 
     pub fn stats(&self) -> Value {
+        let peaks: Map<String, Value> = lock(&self.in_flight)
+            .iter()
+            .map(|(k, (_, peak))| (k.clone(), json!(peak)))
+            .collect();
         json!({
             "open_connections": self.open_connections.load(Ordering::SeqCst),
             "total_connections": self.total_connections.load(Ordering::SeqCst),
+            "in_flight_peak": peaks,
         })
+    }
+
+    /// Counts a request under `key` as being answered until the guard is dropped.
+    pub fn enter(&self, key: &str) -> InFlightGuard<'_> {
+        let mut map = lock(&self.in_flight);
+        let slot = map.entry(key.to_string()).or_insert((0, 0));
+        slot.0 += 1;
+        slot.1 = slot.1.max(slot.0);
+        InFlightGuard {
+            state: self,
+            key: key.to_string(),
+        }
     }
 
     /// `{method, path, query, headers, body}` of a request, `authorization` redacted.
@@ -150,6 +170,20 @@ pub struct ConnectionGuard {
 impl Drop for ConnectionGuard {
     fn drop(&mut self) {
         self.state.open_connections.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Un-counts a request in flight when dropped (see [`State::enter`]).
+pub struct InFlightGuard<'a> {
+    state: &'a State,
+    key: String,
+}
+
+impl Drop for InFlightGuard<'_> {
+    fn drop(&mut self) {
+        if let Some(slot) = lock(&self.state.in_flight).get_mut(&self.key) {
+            slot.0 = slot.0.saturating_sub(1);
+        }
     }
 }
 
