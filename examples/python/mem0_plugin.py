@@ -23,6 +23,7 @@ os.environ.setdefault("EMBEDDING_DIMS", "1024")
 
 from claw_llm import LLMClientError  # noqa: E402
 from claw_llm.mem0 import build_memory  # noqa: E402  (turns mem0 telemetry off unless set)
+from mem0.exceptions import ValidationError as Mem0ValidationError  # noqa: E402
 
 
 CONVERSATION = (
@@ -36,7 +37,7 @@ CONVERSATION = (
 def search(memory, query: str, user_id: str):
     try:  # mem0 >= 2: filters=...; older versions: user_id=...
         hits = memory.search(query, filters={"user_id": user_id})
-    except TypeError:
+    except (TypeError, Mem0ValidationError):  # 1.x wants user_id=
         hits = memory.search(query, user_id=user_id)
     return hits["results"] if isinstance(hits, dict) else hits
 

@@ -79,13 +79,18 @@ fn wants_json(ctx: &Ctx<'_>) -> bool {
     matches!(kind, Some("json_object" | "json_schema"))
 }
 
-/// mem0's LLM reranker asks for one relevance score per document.
-const SCORING_MARKER: &str = "Respond with only a single numerical score";
+/// mem0's LLM reranker asks for one relevance score per document (2.x in a system prompt,
+/// 1.x in one user prompt).
+const SCORING_MARKER: &str = "You are a relevance scoring assistant";
 
 /// The relevance score the reranker asks for: the share of the document's words that are in
 /// the query (`Query: …\n\nDocument: …`), with two decimals.
-fn relevance_score(user: &str) -> String {
-    let (query, document) = user.split_once("\n\nDocument:").unwrap_or((user, ""));
+fn relevance_score(text: &str) -> String {
+    let after_query = text.rsplit_once("Query:").map_or(text, |(_, rest)| rest);
+    let (query, rest) = after_query
+        .split_once("Document:")
+        .unwrap_or((after_query, ""));
+    let document = rest.split("\n\n").next().unwrap_or("");
     let query: std::collections::HashSet<String> =
         embeddings::tokenize(query).into_iter().collect();
     let words = embeddings::tokenize(document);
@@ -99,10 +104,9 @@ fn relevance_score(user: &str) -> String {
 pub fn minimax_content(ctx: &Ctx<'_>, spec: &Spec) -> Result<String, String> {
     let fence = spec.bool_or("fence", true)?;
     let messages = ctx.messages();
-    let scoring = messages.iter().any(|m| {
-        m.get("role").and_then(Value::as_str) == Some("system")
-            && chat::content_text(m).contains(SCORING_MARKER)
-    });
+    let scoring = messages
+        .iter()
+        .any(|m| chat::content_text(m).contains(SCORING_MARKER));
     if scoring {
         let user = messages.last().map(chat::content_text).unwrap_or_default();
         return Ok(format!(
@@ -167,6 +171,8 @@ mod tests {
             relevance_score("Query: cats\n\nDocument: likes tea"),
             "0.00"
         );
+        let v1 = "Given a query and a document\n\nQuery: \"green tea\"\nDocument: \"drinks green tea\"\n\nProvide only a score.";
+        assert_eq!(relevance_score(v1), "0.67");
     }
 
     #[test]
