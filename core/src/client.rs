@@ -1,5 +1,5 @@
 //! The client: one pooled HTTP connection set, the request path shared by chat, streams and
-//! embeddings, deadlines (§6), retries (§7), response checks (§8) and logs (§9).
+//! embeddings, deadlines, retries, response checks and logs (docs/behaviour.md).
 
 use crate::config::{Config, LogLevel};
 use crate::error::{http_detail, Error, Result};
@@ -636,7 +636,7 @@ impl Client {
                 let err = connection_error(&e);
                 debug_attempt(cfg.log_level(), url, None, started, attempt_no, Some(&err));
                 // A redirect error (a loop, too many hops) comes after answers were received:
-                // retrying cannot help, and would multiply the hops (§7: before any byte only).
+                // retrying cannot help, and would multiply the hops (retries happen before any byte only).
                 if e.is_redirect() {
                     return Err(Failed::fatal(err));
                 }

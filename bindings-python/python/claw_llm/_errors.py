@@ -1,6 +1,6 @@
 """The exceptions of claw_llm: one hierarchy under :class:`LLMClientError`.
 
-Every exception carries the stable ``code`` of CONTRACT §8 (the same string in Rust and
+Every exception carries the stable ``code`` listed in docs/behaviour.md#errors (the same string in Rust and
 Node) and the structured fields the core filled in; the message is the core's summary of
 what went wrong (identical to the Node error's ``message``)::
 
