@@ -112,7 +112,8 @@ class LLMClientError(Exception):
         )
         return f"{type(self).__name__}({self.message!r}, code={self.code!r}{extra})"
 
-    def __reduce__(self):  # picklable across processes (multiprocessing, concurrent.futures)
+    # Picklable across processes (multiprocessing, concurrent.futures).
+    def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (type(self), self.message, self._fields()))
 
     def _fields(self) -> dict[str, Any]:
@@ -129,7 +130,7 @@ class LLMClientError(Exception):
         }
 
 
-def _rebuild(cls: type, message: str, fields: dict[str, Any]) -> LLMClientError:
+def _rebuild(cls: type[LLMClientError], message: str, fields: dict[str, Any]) -> LLMClientError:
     return cls(message, **fields)
 
 
