@@ -72,8 +72,10 @@ except claw_llm.ConfigError as e:
     check(e.code == "LLM_CLIENT_CONFIG", "config error")
 
 if os.environ.get("CLAW_SMOKE_MEM0") == "1":
+    import claw_llm.mem0
     from claw_llm.mem0 import ClawEmbedder, ClawLLM, build_memory
 
+    check(claw_llm.mem0.HAVE_MEM0, "the mem0 extra installed mem0ai")
     check(callable(build_memory) and ClawLLM is not None and ClawEmbedder is not None, "mem0 extra")
     vec = ClawEmbedder().embed("hello")
     check(len(vec) == int(os.environ["EMBEDDING_DIMS"]), "mem0 embedder")
