@@ -141,7 +141,7 @@ export interface EmbeddingResponse<E = number[]> {
   [field: string]: unknown;
 }
 
-/** Every `code` an error can carry (CONTRACT §8); `LLM_INTERNAL_ERROR` means a bug in claw-llm. */
+/** Every `code` an error can carry (docs/behaviour.md#errors); `LLM_INTERNAL_ERROR` means a bug in claw-llm. */
 export type ErrorCode =
   | 'LLM_CLIENT_CONFIG'
   | 'ETIMEDOUT'

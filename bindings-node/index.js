@@ -8,33 +8,55 @@
  * This file only does what napi cannot: encode arguments as JSON, read process.env at each
  * call, turn native errors into real Error objects, write log lines through console.error,
  * wire AbortSignal, and wrap streams in an async iterable. Behaviour lives in the core
- * (see the project's CONTRACT): this layer has no rule about HTTP, retries or timeouts.
+ * (docs/behaviour.md in the repository): this layer has no rule about HTTP, retries or timeouts.
  */
 
+const fs = require('node:fs');
 const path = require('node:path');
+
+/**
+ * Platforms with a prebuilt binary: each is the npm package `claw-llm-client-<platform>`, an
+ * optional dependency of this one that npm installs only where its os/cpu/libc match.
+ */
+const PLATFORMS = [
+  'linux-x64-gnu',
+  'linux-arm64-gnu',
+  'linux-x64-musl',
+  'darwin-x64',
+  'darwin-arm64',
+  'win32-x64-msvc',
+];
 
 const native = loadNative();
 
-/** How the native module is found: CLAW_LLM_NATIVE (a .node path), then the platform build. */
+/**
+ * How the native module is found: CLAW_LLM_NATIVE (a .node path), then a build in this
+ * directory (a clone of the repository after `npm run build`), then the platform package.
+ */
 function loadNative() {
   const override = process.env.CLAW_LLM_NATIVE;
   if (override) return require(path.resolve(override));
   const triple = platformTriple();
-  const candidates = [
-    path.join(__dirname, `claw-llm.${triple}.node`),
-    path.join(__dirname, 'claw-llm.node'),
-    `claw-llm-client-${triple}`,
-  ];
-  for (const candidate of candidates) {
-    try {
-      return require(candidate);
-    } catch (e) {
-      if (e.code !== 'MODULE_NOT_FOUND') throw e;
+  for (const file of [`claw-llm.${triple}.node`, 'claw-llm.node']) {
+    const local = path.join(__dirname, file);
+    if (fs.existsSync(local)) return require(local);
+  }
+  const pkg = `claw-llm-client-${triple}`;
+  try {
+    return require(pkg);
+  } catch (e) {
+    if (e.code !== 'MODULE_NOT_FOUND' || !String(e.message).includes(`'${pkg}'`)) {
+      throw new Error(`claw-llm-client: the native binary in ${pkg} failed to load: ${e.message}`, {
+        cause: e,
+      });
     }
   }
+  const hint = PLATFORMS.includes(triple)
+    ? `install it (npm skips optional dependencies under --omit=optional or --no-optional): npm install ${pkg}`
+    : `no prebuilt binary exists for ${triple}; build one from source (cargo + \`npm run build\` in a clone) and point CLAW_LLM_NATIVE at the .node file`;
   throw new Error(
-    `claw-llm-client: no native binary for ${triple} in ${__dirname} ` +
-      '(build it with `npm run build`, or set CLAW_LLM_NATIVE to a .node file)',
+    `claw-llm-client: no native binary for platform ${triple}: the package ${pkg} is not installed; ` +
+      `${hint}. Supported platforms: ${PLATFORMS.join(', ')}`,
   );
 }
 
@@ -53,7 +75,7 @@ function isMusl() {
   }
 }
 
-// ---------------------------------------------------------------- environment (CONTRACT §2)
+// ---------------------------------------------------------------- environment (docs/behaviour.md#configuration)
 
 /** The variables the core reads; their values are sent with every free-function call. */
 const ENV_KEYS = native.envKeys();
@@ -70,7 +92,7 @@ function envSnapshot() {
   return s;
 }
 
-// ---------------------------------------------------------------- logs (CONTRACT §9)
+// ---------------------------------------------------------------- logs (docs/behaviour.md#logs-and-secrets)
 
 /** Writes the core's queued log lines through console.error. */
 function flushLogs() {
@@ -78,7 +100,7 @@ function flushLogs() {
   if (lines) for (const line of lines) console.error(line);
 }
 
-// ---------------------------------------------------------------- errors (CONTRACT §8)
+// ---------------------------------------------------------------- errors (docs/behaviour.md#errors)
 
 /** Prefix of a native error message carrying structured fields (see bindings-node/src/error.rs). */
 const MARK = '\u0001claw-llm-error:';
@@ -280,7 +302,7 @@ async function run(target, kind, model, payload, options) {
   }
 }
 
-// ---------------------------------------------------------------- streams (CONTRACT §5)
+// ---------------------------------------------------------------- streams (docs/behaviour.md#streams)
 
 /** Chunks fetched per crossing of the native boundary. */
 const BATCH = 256;

@@ -1,5 +1,5 @@
 //! Where a call's core [`Client`] comes from: an environment snapshot sent by JS at each call
-//! (the free functions, CONTRACT §2), or a [`NativeClient`] made by `createClient`.
+//! (the free functions read the environment at every call), or a [`NativeClient`] made by `createClient`.
 //!
 //! JS sends the environment because Rust's `std::env` must not read `process.env` while JS
 //! writes it (and a worker thread's `process.env` is not the process environment at all).
@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::sync::Mutex;
 
-// Every variable the core's configuration reads (CONTRACT §2), in the order of a snapshot.
+// Every variable the core's configuration reads, in the order of a snapshot.
 pub(crate) use claw_llm::ENV_NAMES as ENV_KEYS;
 
 /// Distinct environments kept (a skill switching gateways back and forth keeps its pools).

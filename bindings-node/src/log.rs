@@ -1,4 +1,4 @@
-//! The core's log lines (CONTRACT §9), queued so that the JS layer writes them through
+//! The core's log lines (docs/behaviour.md#logs-and-secrets), queued so that the JS layer writes them through
 //! `console.error` when a call settles, before its promise rejects.
 //!
 //! Each JS environment has its own queue (see `runtime.rs`): every call runs under a log sink

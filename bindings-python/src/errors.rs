@@ -23,7 +23,7 @@ impl From<claw_llm::Error> for Failure {
     }
 }
 
-/// Code of a caught panic (not a CONTRACT code: it means a bug in claw-llm).
+/// Code of a caught panic (not a documented error code: it means a bug in claw-llm).
 pub const PANIC_CODE: &str = "LLM_INTERNAL_ERROR";
 
 static FACTORY: Mutex<Option<Py<PyAny>>> = Mutex::new(None);

@@ -84,7 +84,7 @@ pub(crate) async fn send(
             let err = connection_error(&e);
             debug_attempt(cfg.log_level(), url, None, started, attempt_no, Some(&err));
             // A redirect error (a loop, too many hops) comes after answers were received:
-            // retrying cannot help, and would multiply the hops (§7: before any byte only).
+            // retrying cannot help, and would multiply the hops (retries happen before any byte only).
             if e.is_redirect() {
                 return Err(Failed::fatal(err));
             }

@@ -13,7 +13,7 @@ pub const DEFAULT_MAX_RETRIES: u32 = 2;
 /// Default cap on a response body (and on one SSE event), in bytes.
 pub const DEFAULT_MAX_RESPONSE_BYTES: u64 = 64 * 1024 * 1024;
 
-/// Every environment variable the configuration reads (CONTRACT §2), in a fixed order.
+/// Every environment variable the configuration reads, in a fixed order.
 /// Bindings that snapshot their language's environment (Node's `process.env`, Python's
 /// `os.environ`) send exactly these; a unit test checks that [`ConfigBuilder::build_with`] asks
 /// for nothing else.

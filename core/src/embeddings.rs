@@ -1,4 +1,4 @@
-//! The embeddings request (CONTRACT §4) and a helper that pulls the vectors out of the reply.
+//! The embeddings request (docs/behaviour.md#calls) and a helper that pulls the vectors out of the reply.
 
 use crate::error::{Error, Result};
 use bytes::Bytes;

@@ -104,9 +104,10 @@ pub async fn embed(
     env_client(model)?.embed(model, input, params, opts).await
 }
 
-/// Panics on purpose. Only built with the `test-panic` feature, so bindings can prove that
-/// a Rust panic never crosses into Node or Python.
+/// Panics on purpose. Only built with the internal `test-panic` feature, so the bindings' tests
+/// can prove that a Rust panic never crosses into Node or Python. Not part of the API.
 #[cfg(feature = "test-panic")]
+#[doc(hidden)]
 pub fn force_panic_for_tests() {
     panic!("claw-llm: forced panic for tests");
 }

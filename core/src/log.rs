@@ -1,4 +1,4 @@
-//! The client's log lines (CONTRACT §9) and where they go.
+//! The client's log lines (docs/behaviour.md#logs-and-secrets) and where they go.
 //!
 //! By default lines go to stderr. Bindings install a sink so Node writes them through
 //! `console.error` and Python through the `claw_llm` logger.

@@ -1,5 +1,5 @@
 //! What a 2xx body is, without building it: a JSON object, and whether it has a non-null
-//! `error`, `choices` or `data` (CONTRACT §8: an `error` envelope without `choices`/`data` is
+//! `error`, `choices` or `data` (docs/behaviour.md#errors: an `error` envelope without `choices`/`data` is
 //! `LLM_API_ERROR`, a body that is not JSON is `LLM_BAD_RESPONSE`).
 //!
 //! [`scan`] is a single-pass JSON validator specialised for that question. It exists because

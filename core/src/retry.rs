@@ -1,4 +1,4 @@
-//! When to retry (CONTRACT §7), how long to wait, and the retry loop itself (on `backon`).
+//! When to retry (docs/behaviour.md#retries), how long to wait, and the retry loop itself (on `backon`).
 
 use crate::error::{Error, Result};
 use backon::{ExponentialBuilder, Retryable};
@@ -29,14 +29,14 @@ impl Failed {
     pub fn fatal(err: Error) -> Self {
         Failed { err, retry: false }
     }
-    /// A failure classified by the rules of §7.
+    /// A failure classified by the retry rules.
     pub fn classify(err: Error) -> Self {
         let retry = is_retryable(&err);
         Failed { err, retry }
     }
 }
 
-/// Whether the rules of §7 allow retrying after this error.
+/// Whether the retry rules allow retrying after this error.
 ///
 /// Connection failures before any byte arrived, 408/409/429/5xx (not 429 `insufficient_quota`),
 /// and `x-should-retry: true`; `x-should-retry: false` forbids.

@@ -1,5 +1,5 @@
 //! A streamed chat completion: SSE frames in, chunk objects out, with the accumulated final
-//! completion, idle timeout, truncation detection and cancellation (CONTRACT §5, §6).
+//! completion, idle timeout, truncation detection and cancellation (docs/behaviour.md, "Streams" and "Time").
 
 use crate::accumulate::Accumulator;
 use crate::check::RawResponse;

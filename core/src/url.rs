@@ -1,4 +1,4 @@
-//! How a gateway base URL becomes the chat and embeddings endpoints (CONTRACT §3).
+//! How a gateway base URL becomes the chat and embeddings endpoints (docs/behaviour.md#urls).
 
 use crate::error::{Error, Result};
 

@@ -1,5 +1,5 @@
 'use strict';
-// The drop-in promise (CONTRACT §1): skills that call callSpecificModel through
+// The drop-in promise: skills that call callSpecificModel through
 // `require('claw-llm-client')` (examples/node/skill.js) or through a shared/llm_client.js whose
 // body is `module.exports = require('claw-llm-client')` behave as before, in a fresh process.
 

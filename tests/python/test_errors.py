@@ -1,4 +1,4 @@
-"""The exception hierarchy (CONTRACT §8): one base, stable codes, Python's own bases where
+"""The exception hierarchy (docs/behaviour.md#errors): one base, stable codes, Python's own bases where
 they fit, openai-style status subclasses, picklable."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""claw_llm.mem0 (CONTRACT §10) against the real mem0ai package and the mock gateway's mem0
+"""claw_llm.mem0 (docs/behaviour.md#mem0) against the real mem0ai package and the mock gateway's mem0
 scenario: the LLM and embedder adapters, and Memory.add then Memory.search end to end.
 
 mem0 must not phone home: telemetry is off, its home is a temporary directory, and every

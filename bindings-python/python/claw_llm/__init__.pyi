@@ -1,7 +1,7 @@
 """Type stubs of claw_llm (the public API; see the module docstring and help())."""
 
 from types import TracebackType
-from typing import Any, Iterator, Mapping, Sequence
+from typing import Any, Iterator, Literal, Mapping, Sequence, overload
 
 from . import _native
 from ._errors import (
@@ -93,6 +93,7 @@ class AsyncStream:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None: ...
 
+@overload
 def call_specific_model(
     model: str | None,
     messages: Messages,
@@ -101,11 +102,36 @@ def call_specific_model(
     max_retries: int | None = None,
     idle_timeout_ms: float | None = None,
     headers: Mapping[str, str] | None = None,
-    stream: bool = False,
+    stream: Literal[False] = False,
     **params: Any,
-) -> Any:
+) -> dict[str, Any]:
     """Chat completion: the gateway's JSON (dict), or a Stream with stream=True."""
+@overload
+def call_specific_model(
+    model: str | None,
+    messages: Messages,
+    *,
+    timeout_ms: float | None = None,
+    max_retries: int | None = None,
+    idle_timeout_ms: float | None = None,
+    headers: Mapping[str, str] | None = None,
+    stream: Literal[True],
+    **params: Any,
+) -> Stream: ...
+@overload
+def call_specific_model(
+    model: str | None,
+    messages: Messages,
+    *,
+    timeout_ms: float | None = None,
+    max_retries: int | None = None,
+    idle_timeout_ms: float | None = None,
+    headers: Mapping[str, str] | None = None,
+    stream: bool,
+    **params: Any,
+) -> dict[str, Any] | Stream: ...
 
+@overload
 async def acall_specific_model(
     model: str | None,
     messages: Messages,
@@ -114,10 +140,34 @@ async def acall_specific_model(
     max_retries: int | None = None,
     idle_timeout_ms: float | None = None,
     headers: Mapping[str, str] | None = None,
-    stream: bool = False,
+    stream: Literal[False] = False,
     **params: Any,
-) -> Any:
+) -> dict[str, Any]:
     """Chat completion for asyncio: the JSON (dict), or an AsyncStream with stream=True."""
+@overload
+async def acall_specific_model(
+    model: str | None,
+    messages: Messages,
+    *,
+    timeout_ms: float | None = None,
+    max_retries: int | None = None,
+    idle_timeout_ms: float | None = None,
+    headers: Mapping[str, str] | None = None,
+    stream: Literal[True],
+    **params: Any,
+) -> AsyncStream: ...
+@overload
+async def acall_specific_model(
+    model: str | None,
+    messages: Messages,
+    *,
+    timeout_ms: float | None = None,
+    max_retries: int | None = None,
+    idle_timeout_ms: float | None = None,
+    headers: Mapping[str, str] | None = None,
+    stream: bool,
+    **params: Any,
+) -> dict[str, Any] | AsyncStream: ...
 
 def embed(
     model: str | None,
@@ -198,6 +248,7 @@ class Client:
     def timeout_ms(self) -> int: ...
     @property
     def max_retries(self) -> int: ...
+    @overload
     def call_specific_model(
         self,
         model: str | None,
@@ -207,9 +258,36 @@ class Client:
         max_retries: int | None = None,
         idle_timeout_ms: float | None = None,
         headers: Mapping[str, str] | None = None,
-        stream: bool = False,
+        stream: Literal[False] = False,
         **params: Any,
-    ) -> Any: ...
+    ) -> dict[str, Any]: ...
+    @overload
+    def call_specific_model(
+        self,
+        model: str | None,
+        messages: Messages,
+        *,
+        timeout_ms: float | None = None,
+        max_retries: int | None = None,
+        idle_timeout_ms: float | None = None,
+        headers: Mapping[str, str] | None = None,
+        stream: Literal[True],
+        **params: Any,
+    ) -> Stream: ...
+    @overload
+    def call_specific_model(
+        self,
+        model: str | None,
+        messages: Messages,
+        *,
+        timeout_ms: float | None = None,
+        max_retries: int | None = None,
+        idle_timeout_ms: float | None = None,
+        headers: Mapping[str, str] | None = None,
+        stream: bool,
+        **params: Any,
+    ) -> dict[str, Any] | Stream: ...
+    @overload
     async def acall_specific_model(
         self,
         model: str | None,
@@ -219,9 +297,35 @@ class Client:
         max_retries: int | None = None,
         idle_timeout_ms: float | None = None,
         headers: Mapping[str, str] | None = None,
-        stream: bool = False,
+        stream: Literal[False] = False,
         **params: Any,
-    ) -> Any: ...
+    ) -> dict[str, Any]: ...
+    @overload
+    async def acall_specific_model(
+        self,
+        model: str | None,
+        messages: Messages,
+        *,
+        timeout_ms: float | None = None,
+        max_retries: int | None = None,
+        idle_timeout_ms: float | None = None,
+        headers: Mapping[str, str] | None = None,
+        stream: Literal[True],
+        **params: Any,
+    ) -> AsyncStream: ...
+    @overload
+    async def acall_specific_model(
+        self,
+        model: str | None,
+        messages: Messages,
+        *,
+        timeout_ms: float | None = None,
+        max_retries: int | None = None,
+        idle_timeout_ms: float | None = None,
+        headers: Mapping[str, str] | None = None,
+        stream: bool,
+        **params: Any,
+    ) -> dict[str, Any] | AsyncStream: ...
     def embed(
         self,
         model: str | None,

@@ -1,6 +1,6 @@
 """The exceptions of claw_llm: one hierarchy under :class:`LLMClientError`.
 
-Every exception carries the stable ``code`` of CONTRACT §8 (the same string in Rust and
+Every exception carries the stable ``code`` listed in docs/behaviour.md#errors (the same string in Rust and
 Node) and the structured fields the core filled in; the message is the core's summary of
 what went wrong (identical to the Node error's ``message``)::
 
@@ -114,7 +114,8 @@ class LLMClientError(Exception):
         )
         return f"{type(self).__name__}({self.message!r}, code={self.code!r}{extra})"
 
-    def __reduce__(self):  # picklable across processes (multiprocessing, concurrent.futures)
+    # Picklable across processes (multiprocessing, concurrent.futures).
+    def __reduce__(self) -> tuple[Any, ...]:
         return (_rebuild, (type(self), self.message, self._fields()))
 
     def _fields(self) -> dict[str, Any]:
@@ -131,7 +132,7 @@ class LLMClientError(Exception):
         }
 
 
-def _rebuild(cls: type, message: str, fields: dict[str, Any]) -> LLMClientError:
+def _rebuild(cls: type[LLMClientError], message: str, fields: dict[str, Any]) -> LLMClientError:
     return cls(message, **fields)
 
 

@@ -1,4 +1,4 @@
-"""Core log lines into the ``claw_llm`` logger (CONTRACT §9).
+"""Core log lines into the ``claw_llm`` logger (docs/behaviour.md#logs-and-secrets).
 
 The native module queues the core's lines and hands them here when a call settles, on the
 calling thread (no Rust thread ever takes the GIL). ``LLM_LOG`` is applied by the core; this

@@ -1,4 +1,4 @@
-"""claw_llm as mem0's LLM and embedder (CONTRACT §10). Needs the ``mem0`` extra
+"""claw_llm as mem0's LLM and embedder (docs/behaviour.md#mem0). Needs the ``mem0`` extra
 (``pip install 'claw-llm[mem0]'``); without mem0 installed the two classes still work on
 their own.
 
