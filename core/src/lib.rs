@@ -37,6 +37,7 @@ mod probe;
 pub mod retry;
 pub mod sse;
 mod stream;
+mod tls;
 mod transport;
 pub mod url;
 
