@@ -34,6 +34,7 @@ mod error;
 mod log;
 mod options;
 mod probe;
+mod proxy;
 pub mod retry;
 pub mod sse;
 mod stream;

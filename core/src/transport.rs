@@ -2,6 +2,7 @@
 //! `fork()`), reading a body under the size cap, and transport failures described in words.
 
 use crate::error::{snippet, Error, Result};
+use crate::proxy;
 use crate::retry;
 use crate::tls::{self, TlsSettings};
 use bytes::{Bytes, BytesMut};
@@ -44,8 +45,12 @@ impl Http {
 
 fn build_http(tls: &TlsSettings) -> Result<reqwest::Client> {
     let tls = tls::tls_config(tls)?;
-    reqwest::Client::builder()
-        .use_preconfigured_tls(rustls::ClientConfig::clone(&tls))
+    let mut b = reqwest::Client::builder();
+    if proxy::bypass_all() {
+        // reqwest's matcher applies `*` to host names only; curl and httpx bypass IPs too.
+        b = b.no_proxy();
+    }
+    b.use_preconfigured_tls(rustls::ClientConfig::clone(&tls))
         .connect_timeout(CONNECT_TIMEOUT)
         .pool_idle_timeout(Duration::from_secs(90))
         .tcp_nodelay(true)
@@ -134,6 +139,17 @@ pub(crate) fn connection_error(e: &reqwest::Error) -> Error {
             attempts: 1,
         };
     }
+    if e.is_connect() {
+        if let Some(proxy) = proxy::proxy_for(&url) {
+            return Error::Connection {
+                message: format!(
+                    "connection failed: {url}: {}",
+                    proxy::describe_failure(&proxy, &cause, is_refused(e))
+                ),
+                attempts: 1,
+            };
+        }
+    }
     let what = if e.is_redirect() {
         "redirect failed"
     } else if e.is_connect() {
@@ -150,6 +166,19 @@ pub(crate) fn connection_error(e: &reqwest::Error) -> Error {
         message: format!("{what}: {url}: {cause}"),
         attempts: 1,
     }
+}
+
+/// Whether the innermost I/O error of a chain is "connection refused".
+fn is_refused(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    let mut refused = false;
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            refused = io.kind() == std::io::ErrorKind::ConnectionRefused;
+        }
+        cur = err.source();
+    }
+    refused
 }
 
 /// Reads a whole body, refusing more than `cap` bytes (after decompression) as it arrives.

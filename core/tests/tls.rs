@@ -249,3 +249,21 @@ async fn tls_http2_negotiated_by_alpn() {
         .unwrap();
     assert_eq!(alpn.as_deref(), Some(&b"h2"[..]));
 }
+
+/// Every case of tests/tls_cases.json meant for Rust has a test of that name in this file.
+#[test]
+fn every_tls_case_for_rust_has_a_rust_test() {
+    let list: serde_json::Value =
+        serde_json::from_str(include_str!("../../tests/tls_cases.json")).unwrap();
+    let here = include_str!("tls.rs");
+    let missing: Vec<String> = list["cases"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["only"].as_str().map_or(true, |o| o == "rust"))
+        .filter_map(|c| c["name"].as_str())
+        .filter(|n| !here.contains(&format!("async fn {n}()")))
+        .map(str::to_string)
+        .collect();
+    assert!(missing.is_empty(), "no Rust test for {missing:?}");
+}
