@@ -257,6 +257,12 @@ export interface ClientConfig {
   logLevel?: 'off' | 'error' | 'info' | 'debug';
   /** Cap on a response body or one stream event, in bytes (else LLM_MAX_RESPONSE_BYTES, 64 MiB). */
   maxResponseBytes?: number;
+  /** Extra trusted roots: a PEM file's path or PEM text (else LLM_CA_BUNDLE; NODE_EXTRA_CA_CERTS is added too). */
+  caBundle?: string;
+  /** Client certificate for mTLS: a PEM file's path or PEM text (else LLM_CLIENT_CERT); needs clientKey. */
+  clientCert?: string;
+  /** Private key of clientCert: a PEM file's path or PEM text (else LLM_CLIENT_KEY). */
+  clientKey?: string;
 }
 
 /** A client with its own configuration snapshot and connection pool. */

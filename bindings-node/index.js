@@ -450,7 +450,8 @@ class Client {
 /**
  * Creates a client whose configuration is taken now: explicit options (baseUrl, apiKey,
  * chatUrl, model, embeddingModel, embeddingDims, timeoutMs, maxRetries, headers, logLevel,
- * maxResponseBytes) over process.env. Throws LLM_CLIENT_CONFIG when it is invalid.
+ * maxResponseBytes, caBundle, clientCert, clientKey) over process.env. Throws LLM_CLIENT_CONFIG
+ * when it is invalid (an unreadable PEM file included).
  */
 function createClient(options) {
   let json;
