@@ -55,6 +55,13 @@ fn count(name: &str, v: Option<&Bound<'_, PyAny>>, max: u64) -> Result<Option<u6
     })
 }
 
+/// `ca_bundle`, `client_cert`, `client_key`: each a PEM file's path or PEM text.
+struct TlsOptions {
+    ca_bundle: Option<String>,
+    client_cert: Option<String>,
+    client_key: Option<String>,
+}
+
 #[allow(clippy::too_many_arguments)]
 fn build(
     py: Python<'_>,
@@ -69,6 +76,7 @@ fn build(
     chat_url: Option<String>,
     log_level: Option<String>,
     max_response_bytes: Option<&Bound<'_, PyAny>>,
+    tls: TlsOptions,
 ) -> PyResult<Result<Client, Error>> {
     let snap = env::snapshot(py)?;
     let mut header_pairs = Vec::new();
@@ -120,6 +128,18 @@ fn build(
         for (k, v) in header_pairs {
             b = b.header(k, v);
         }
+        if let Some(v) = tls.ca_bundle {
+            b = b.ca_bundle(v);
+        }
+        match (tls.client_cert, tls.client_key) {
+            (None, None) => {}
+            (Some(cert), Some(key)) => b = b.client_cert(cert, key),
+            _ => {
+                return Err(Error::config(
+                    "client_cert and client_key must be given together",
+                ))
+            }
+        }
         b.build_with(snap.lookup()).and_then(Client::new)
     })();
     Ok(built)
@@ -130,7 +150,8 @@ impl NativeClient {
     #[new]
     #[pyo3(signature = (base_url=None, api_key=None, model=None, embedding_model=None,
         embedding_dims=None, timeout_ms=None, max_retries=None, headers=None, chat_url=None,
-        log_level=None, max_response_bytes=None))]
+        log_level=None, max_response_bytes=None, ca_bundle=None, client_cert=None,
+        client_key=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -145,6 +166,9 @@ impl NativeClient {
         chat_url: Option<String>,
         log_level: Option<String>,
         max_response_bytes: Option<&Bound<'_, PyAny>>,
+        ca_bundle: Option<String>,
+        client_cert: Option<String>,
+        client_key: Option<String>,
     ) -> PyResult<Self> {
         guard(py, || {
             let built = build(
@@ -160,6 +184,11 @@ impl NativeClient {
                 chat_url,
                 log_level,
                 max_response_bytes,
+                TlsOptions {
+                    ca_bundle,
+                    client_cert,
+                    client_key,
+                },
             )?;
             built
                 .map(|core| NativeClient { core })

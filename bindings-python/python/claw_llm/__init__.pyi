@@ -1,5 +1,6 @@
 """Type stubs of claw_llm (the public API; see the module docstring and help())."""
 
+import os
 from types import TracebackType
 from typing import Any, Iterator, Mapping, Sequence
 
@@ -177,6 +178,9 @@ class Client:
         chat_url: str | None = None,
         log_level: str | None = None,
         max_response_bytes: int | None = None,
+        ca_bundle: str | os.PathLike[str] | None = None,
+        client_cert: str | os.PathLike[str] | None = None,
+        client_key: str | os.PathLike[str] | None = None,
     ) -> None: ...
     @property
     def base_url(self) -> str: ...

@@ -42,6 +42,9 @@ class NativeClient:
         chat_url: str | None = None,
         log_level: str | None = None,
         max_response_bytes: int | None = None,
+        ca_bundle: str | None = None,
+        client_cert: str | None = None,
+        client_key: str | None = None,
     ) -> NativeClient: ...
     @property
     def base_url(self) -> str: ...
