@@ -331,3 +331,56 @@ fn host_of(name: &rustls::pki_types::ServerName<'_>) -> String {
         _ => "in the base URL".to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pem_text_and_paths_are_told_apart() {
+        assert_eq!(
+            PemSource::detect("/etc/ca.pem".into()),
+            PemSource::Path("/etc/ca.pem".into())
+        );
+        let text = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n";
+        assert_eq!(PemSource::detect(text.into()), PemSource::Text(text.into()));
+    }
+
+    #[test]
+    fn a_client_certificate_without_its_key_is_a_config_error() {
+        let e = TlsRequest {
+            client_cert: Some(("LLM_CLIENT_CERT".into(), PemSource::Path("/x".into()))),
+            ..Default::default()
+        }
+        .load()
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(
+            e.contains("LLM_CLIENT_CERT") && e.contains("LLM_CLIENT_KEY"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn pem_text_without_a_certificate_is_a_config_error() {
+        let e = TlsRequest {
+            extra: vec![(
+                "caBundle".into(),
+                PemSource::Text("-----BEGIN nothing".into()),
+            )],
+            ..Default::default()
+        }
+        .load()
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(e.contains("caBundle"), "{e}");
+    }
+
+    #[test]
+    fn alpn_offers_h2_then_http1() {
+        let c = tls_config(&TlsSettings::default()).expect("config");
+        assert_eq!(c.alpn_protocols, vec![b"h2".to_vec(), b"http/1.1".to_vec()]);
+    }
+}

@@ -59,6 +59,14 @@ fn build_http(tls: &TlsSettings) -> Result<reqwest::Client> {
         .map_err(|e| Error::config(format!("cannot build the HTTP client: {e}")))
 }
 
+/// The rustls configuration a client for `config` connects with: roots, extra CAs, client
+/// certificate and ALPN. For diagnostics (a `doctor` command), so the trust rules never get a
+/// second implementation.
+#[allow(dead_code)] // the entry point for diagnostics; the pools call `tls::tls_config` directly
+pub(crate) fn tls_config(config: &crate::Config) -> Result<Arc<rustls::ClientConfig>> {
+    tls::tls_config(config.tls())
+}
+
 /// Distinct TLS settings whose shared pools are kept (most recently used first).
 const SHARED_POOLS: usize = 8;
 
