@@ -282,6 +282,12 @@ export interface ClientConfig {
   sendEmbeddingDims?: boolean;
   /** Default of the `reasoning` call option (else LLM_REASONING, default 'raw'). */
   reasoning?: 'raw' | 'split';
+  /** Extra trusted roots: a PEM file's path or PEM text (else LLM_CA_BUNDLE; NODE_EXTRA_CA_CERTS is added too). */
+  caBundle?: string;
+  /** Client certificate for mTLS: a PEM file's path or PEM text (else LLM_CLIENT_CERT); needs clientKey. */
+  clientCert?: string;
+  /** Private key of clientCert: a PEM file's path or PEM text (else LLM_CLIENT_KEY). */
+  clientKey?: string;
 }
 
 /** A client with its own configuration snapshot and connection pool. */

@@ -472,8 +472,9 @@ class Client {
 /**
  * Creates a client whose configuration is taken now: explicit options (baseUrl, apiKey,
  * chatUrl, model, embeddingModel, embeddingDims, timeoutMs, maxRetries, headers, logLevel,
- * maxResponseBytes, embeddingBatchSize, embeddingConcurrency, sendEmbeddingDims, reasoning)
- * over process.env. Throws LLM_CLIENT_CONFIG when it is invalid.
+ * maxResponseBytes, embeddingBatchSize, embeddingConcurrency, sendEmbeddingDims, reasoning,
+ * caBundle, clientCert, clientKey) over process.env. Throws LLM_CLIENT_CONFIG when it is invalid
+ * (an unreadable PEM file included).
  */
 function createClient(options) {
   let json;

@@ -19,8 +19,22 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use std::sync::Mutex;
 
-// Every variable the core's configuration reads, in the order of a snapshot.
-pub(crate) use claw_llm::ENV_NAMES as ENV_KEYS;
+/// Every variable the core's configuration reads, then Node's own `NODE_EXTRA_CA_CERTS` (extra
+/// roots, as Node itself trusts them), in the order of a snapshot.
+pub(crate) static ENV_KEYS: std::sync::LazyLock<Vec<&'static str>> =
+    std::sync::LazyLock::new(|| {
+        let mut keys = claw_llm::ENV_NAMES.to_vec();
+        keys.push("NODE_EXTRA_CA_CERTS");
+        keys
+    });
+
+/// A builder that also trusts the roots of `NODE_EXTRA_CA_CERTS` in this snapshot.
+fn node_builder(b: ConfigBuilder, snapshot: &str) -> ConfigBuilder {
+    match lookup(snapshot, "NODE_EXTRA_CA_CERTS") {
+        Some(path) => b.extra_ca_file("NODE_EXTRA_CA_CERTS", path),
+        None => b,
+    }
+}
 
 /// Distinct environments kept (a skill switching gateways back and forth keeps its pools).
 const CACHE_SIZE: usize = 8;
@@ -52,7 +66,8 @@ pub(crate) fn for_env(snapshot: &str) -> claw_llm::Result<Client> {
             return Ok(client);
         }
     }
-    let config = ConfigBuilder::default().build_with(|name| lookup(snapshot, name))?;
+    let config = node_builder(ConfigBuilder::default(), snapshot)
+        .build_with(|name| lookup(snapshot, name))?;
     let client = Client::shared(config)?;
     if let Ok(mut cache) = CACHE.lock() {
         cache.insert(0, (snapshot.to_string(), client.clone()));
@@ -82,6 +97,11 @@ struct ClientOptions {
     embedding_concurrency: Option<usize>,
     send_embedding_dims: Option<bool>,
     reasoning: Option<String>,
+    /// Extra trusted roots: a PEM file's path, or PEM text.
+    ca_bundle: Option<String>,
+    /// Client certificate and key (mTLS): paths or PEM text, both or neither.
+    client_cert: Option<String>,
+    client_key: Option<String>,
 }
 
 fn config_from(options_json: &str, snapshot: &str) -> claw_llm::Result<Config> {
@@ -124,6 +144,19 @@ fn config_from(options_json: &str, snapshot: &str) -> claw_llm::Result<Config> {
         })?;
         b = b.log_level(parsed);
     }
+    if let Some(v) = o.ca_bundle {
+        b = b.ca_bundle(v);
+    }
+    match (o.client_cert, o.client_key) {
+        (None, None) => {}
+        (Some(cert), Some(key)) => b = b.client_cert(cert, key),
+        _ => {
+            return Err(claw_llm::Error::config(
+                "clientCert and clientKey must be given together",
+            ))
+        }
+    }
+    b = node_builder(b, snapshot);
     for (name, value) in o.headers.unwrap_or_default() {
         let Value::String(value) = value else {
             return Err(claw_llm::Error::config(format!(

@@ -63,6 +63,13 @@ struct Extra<'a, 'py> {
     reasoning: Option<String>,
 }
 
+/// `ca_bundle`, `client_cert`, `client_key`: each a PEM file's path or PEM text.
+struct TlsOptions {
+    ca_bundle: Option<String>,
+    client_cert: Option<String>,
+    client_key: Option<String>,
+}
+
 #[allow(clippy::too_many_arguments)]
 fn build(
     py: Python<'_>,
@@ -78,6 +85,7 @@ fn build(
     log_level: Option<String>,
     max_response_bytes: Option<&Bound<'_, PyAny>>,
     extra: Extra<'_, '_>,
+    tls: TlsOptions,
 ) -> PyResult<Result<Client, Error>> {
     let snap = env::snapshot(py)?;
     let mut header_pairs = Vec::new();
@@ -141,6 +149,18 @@ fn build(
         if let Some(v) = extra.reasoning {
             b = b.reasoning(claw_llm::Reasoning::parse(&v)?);
         }
+        if let Some(v) = tls.ca_bundle {
+            b = b.ca_bundle(v);
+        }
+        match (tls.client_cert, tls.client_key) {
+            (None, None) => {}
+            (Some(cert), Some(key)) => b = b.client_cert(cert, key),
+            _ => {
+                return Err(Error::config(
+                    "client_cert and client_key must be given together",
+                ))
+            }
+        }
         b.build_with(snap.lookup()).and_then(Client::new)
     })();
     Ok(built)
@@ -152,7 +172,8 @@ impl NativeClient {
     #[pyo3(signature = (base_url=None, api_key=None, model=None, embedding_model=None,
         embedding_dims=None, timeout_ms=None, max_retries=None, headers=None, chat_url=None,
         log_level=None, max_response_bytes=None, embedding_batch_size=None,
-        embedding_concurrency=None, send_embedding_dims=None, reasoning=None))]
+        embedding_concurrency=None, send_embedding_dims=None, reasoning=None, ca_bundle=None,
+        client_cert=None, client_key=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -171,6 +192,9 @@ impl NativeClient {
         embedding_concurrency: Option<&Bound<'_, PyAny>>,
         send_embedding_dims: Option<bool>,
         reasoning: Option<String>,
+        ca_bundle: Option<String>,
+        client_cert: Option<String>,
+        client_key: Option<String>,
     ) -> PyResult<Self> {
         guard(py, || {
             let built = build(
@@ -191,6 +215,11 @@ impl NativeClient {
                     concurrency: embedding_concurrency,
                     send_dims: send_embedding_dims,
                     reasoning,
+                },
+                TlsOptions {
+                    ca_bundle,
+                    client_cert,
+                    client_key,
                 },
             )?;
             built

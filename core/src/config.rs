@@ -2,6 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::reasoning::Reasoning;
+use crate::tls::{PemSource, TlsRequest, TlsSettings};
 use crate::url;
 use std::fmt;
 use std::time::Duration;
@@ -35,6 +36,11 @@ pub const ENV_NAMES: &[&str] = &[
     "EMBEDDING_CONCURRENCY",
     "EMBEDDING_SEND_DIMS",
     "LLM_REASONING",
+    "LLM_CA_BUNDLE",
+    "LLM_CLIENT_CERT",
+    "LLM_CLIENT_KEY",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
 ];
 
 /// How much the client writes to its log sink (`LLM_LOG`).
@@ -115,6 +121,7 @@ pub struct Config {
     embedding_concurrency: usize,
     send_embedding_dims: bool,
     reasoning: Reasoning,
+    tls: TlsSettings,
 }
 
 impl fmt::Debug for Config {
@@ -219,6 +226,10 @@ impl Config {
     pub fn reasoning(&self) -> Reasoning {
         self.reasoning
     }
+    /// Trusted roots and client certificate, as read when the config was built.
+    pub(crate) fn tls(&self) -> &TlsSettings {
+        &self.tls
+    }
 }
 
 /// Builds a [`Config`]; every setter is optional and wins over the environment.
@@ -239,6 +250,9 @@ pub struct ConfigBuilder {
     embedding_concurrency: Option<usize>,
     send_embedding_dims: Option<bool>,
     reasoning: Option<Reasoning>,
+    ca_bundle: Option<PemSource>,
+    extra_ca_files: Vec<(String, String)>,
+    client_cert: Option<(PemSource, PemSource)>,
     ignore_env: bool,
 }
 
@@ -319,6 +333,43 @@ impl ConfigBuilder {
     /// Adds a header sent with every request.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Extra trusted roots as PEM text (else the file `LLM_CA_BUNDLE` names): a company CA, or
+    /// a self-signed gateway's own certificate. The system's roots stay trusted.
+    ///
+    /// ```no_run
+    /// let pem = std::fs::read_to_string("/etc/company/ca.pem")?;
+    /// let config = claw_llm::Config::builder().ca_bundle_pem(pem).build()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn ca_bundle_pem(mut self, pem: impl Into<String>) -> Self {
+        self.ca_bundle = Some(PemSource::Text(pem.into()));
+        self
+    }
+
+    /// Extra trusted roots from a path or PEM text (PEM when it holds `-----BEGIN`); what the
+    /// bindings' `caBundle` / `ca_bundle` options call.
+    pub fn ca_bundle(mut self, path_or_pem: impl Into<String>) -> Self {
+        self.ca_bundle = Some(PemSource::detect(path_or_pem.into()));
+        self
+    }
+
+    /// One more PEM file of trusted roots, added to every other (Node's `NODE_EXTRA_CA_CERTS`);
+    /// `setting` names it in errors.
+    pub fn extra_ca_file(mut self, setting: impl Into<String>, path: impl Into<String>) -> Self {
+        self.extra_ca_files.push((setting.into(), path.into()));
+        self
+    }
+
+    /// Client certificate chain and private key for mTLS, each a path or PEM text (else
+    /// `LLM_CLIENT_CERT` + `LLM_CLIENT_KEY`).
+    pub fn client_cert(mut self, cert: impl Into<String>, key: impl Into<String>) -> Self {
+        self.client_cert = Some((
+            PemSource::detect(cert.into()),
+            PemSource::detect(key.into()),
+        ));
         self
     }
 
@@ -468,6 +519,13 @@ impl ConfigBuilder {
                 })?,
             },
         };
+        let tls = tls_request(
+            self.ca_bundle,
+            self.extra_ca_files,
+            self.client_cert,
+            &|n| get(&[n]).map(|(_, v)| v),
+        )
+        .load()?;
 
         Ok(Config {
             base_url,
@@ -486,7 +544,46 @@ impl ConfigBuilder {
             embedding_concurrency,
             send_embedding_dims,
             reasoning,
+            tls,
         })
+    }
+}
+
+/// The TLS files and texts asked for: options win over `LLM_*`; `SSL_CERT_*` as OpenSSL reads them.
+fn tls_request(
+    ca_bundle: Option<PemSource>,
+    extra_ca_files: Vec<(String, String)>,
+    client_cert: Option<(PemSource, PemSource)>,
+    get: &dyn Fn(&str) -> Option<String>,
+) -> TlsRequest {
+    let mut extra: Vec<(String, PemSource)> = match ca_bundle {
+        Some(src) => vec![("caBundle".to_string(), src)],
+        None => get("LLM_CA_BUNDLE")
+            .map(|p| vec![("LLM_CA_BUNDLE".to_string(), PemSource::Path(p))])
+            .unwrap_or_default(),
+    };
+    extra.extend(
+        extra_ca_files
+            .into_iter()
+            .filter(|(_, p)| !p.trim().is_empty())
+            .map(|(name, p)| (name, PemSource::Path(p.trim().to_string()))),
+    );
+    let (client_cert, client_key) = match client_cert {
+        Some((c, k)) => (
+            Some(("clientCert".to_string(), c)),
+            Some(("clientKey".to_string(), k)),
+        ),
+        None => (
+            get("LLM_CLIENT_CERT").map(|p| ("LLM_CLIENT_CERT".to_string(), PemSource::Path(p))),
+            get("LLM_CLIENT_KEY").map(|p| ("LLM_CLIENT_KEY".to_string(), PemSource::Path(p))),
+        ),
+    };
+    TlsRequest {
+        ssl_cert_file: get("SSL_CERT_FILE"),
+        ssl_cert_dir: get("SSL_CERT_DIR"),
+        extra,
+        client_cert,
+        client_key,
     }
 }
 

@@ -36,9 +36,11 @@ mod log;
 mod options;
 mod probe;
 pub mod reasoning;
+mod proxy;
 pub mod retry;
 pub mod sse;
 mod stream;
+mod tls;
 mod transport;
 pub mod url;
 

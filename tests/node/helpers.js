@@ -22,12 +22,13 @@ const USER = [{ role: 'user', content: 'hi' }];
  * Starts claw-mock-gateway on a free port (it exits when its stdin closes, so a dying test
  * process never leaves it behind). Resolves to { url, requests(), clear(), stats(), stop() }.
  */
-function startGateway({ expectKey = KEY } = {}) {
+function startGateway({ expectKey = KEY, args: extraArgs = [] } = {}) {
   if (!fs.existsSync(GATEWAY_BIN)) {
     throw new Error(`${GATEWAY_BIN} is missing: run \`cargo build -p claw-mock-gateway\` first`);
   }
   const args = ['--port', '0', '--host', '127.0.0.1'];
   if (expectKey) args.push('--expect-key', expectKey);
+  args.push(...extraArgs);
   const child = spawn(GATEWAY_BIN, args, { stdio: ['pipe', 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
     let out = '';
@@ -99,6 +100,12 @@ const ENV_NAMES = [
   'EMBEDDING_CONCURRENCY',
   'EMBEDDING_SEND_DIMS',
   'LLM_REASONING',
+  'LLM_CA_BUNDLE',
+  'LLM_CLIENT_CERT',
+  'LLM_CLIENT_KEY',
+  'SSL_CERT_FILE',
+  'SSL_CERT_DIR',
+  'NODE_EXTRA_CA_CERTS',
 ];
 
 /** Sets exactly `vars` among the client's variables (others unset) for the duration of `fn`. */

@@ -523,6 +523,11 @@ async def aembed_vectors(
     return await _aembed(None, _VECTORS, model, input, dimensions, timeout_ms, max_retries, headers, params)
 
 
+def _pem_or_path(value: str | os.PathLike[str] | None) -> str | None:
+    """A path object as its string; PEM text and plain strings as they are."""
+    return None if value is None else os.fspath(value)
+
+
 class Client:
     """A client for one gateway whose configuration is fixed when it is created.
 
@@ -535,8 +540,12 @@ class Client:
                                  model="qwen-plus", timeout_ms=20_000)
         client.call_specific_model(None, [{"role": "user", "content": "hi"}])
 
+    TLS: ``ca_bundle`` (extra trusted roots, else ``LLM_CA_BUNDLE``) and ``client_cert`` +
+    ``client_key`` (mTLS, else ``LLM_CLIENT_CERT`` + ``LLM_CLIENT_KEY``) each take a PEM file's
+    path or the PEM text itself.
+
     Raises:
-        ConfigError: missing base URL or key, invalid URL or values.
+        ConfigError: missing base URL or key, invalid URL or values, an unreadable PEM file.
     """
 
     __slots__ = ("_native", "__weakref__")
@@ -559,6 +568,9 @@ class Client:
         embedding_concurrency: int | None = None,
         send_embedding_dims: bool | None = None,
         reasoning: str | None = None,
+        ca_bundle: str | os.PathLike[str] | None = None,
+        client_cert: str | os.PathLike[str] | None = None,
+        client_key: str | os.PathLike[str] | None = None,
     ) -> None:
         self._native = _native.NativeClient(
             base_url=base_url,
@@ -576,6 +588,9 @@ class Client:
             embedding_concurrency=embedding_concurrency,
             send_embedding_dims=send_embedding_dims,
             reasoning=reasoning,
+            ca_bundle=_pem_or_path(ca_bundle),
+            client_cert=_pem_or_path(client_cert),
+            client_key=_pem_or_path(client_key),
         )
 
     @property

@@ -1,5 +1,6 @@
 """Type stubs of claw_llm (the public API; see the module docstring and help())."""
 
+import os
 from types import TracebackType
 from typing import Any, Iterator, Literal, Mapping, Sequence, overload
 
@@ -231,6 +232,9 @@ class Client:
         embedding_concurrency: int | None = None,
         send_embedding_dims: bool | None = None,
         reasoning: str | None = None,
+        ca_bundle: str | os.PathLike[str] | None = None,
+        client_cert: str | os.PathLike[str] | None = None,
+        client_key: str | os.PathLike[str] | None = None,
     ) -> None: ...
     @property
     def base_url(self) -> str: ...

@@ -55,6 +55,9 @@ class NativeClient:
         embedding_concurrency: int | None = None,
         send_embedding_dims: bool | None = None,
         reasoning: str | None = None,
+        ca_bundle: str | None = None,
+        client_cert: str | None = None,
+        client_key: str | None = None,
     ) -> NativeClient: ...
     @property
     def base_url(self) -> str: ...
