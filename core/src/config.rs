@@ -98,6 +98,7 @@ pub struct Config {
     api_key: ApiKey,
     chat_url: String,
     embeddings_url: String,
+    models_url: String,
     model: Option<String>,
     embedding_model: Option<String>,
     embedding_dims: Option<u32>,
@@ -156,6 +157,10 @@ impl Config {
     /// The embeddings endpoint derived by the URL rules.
     pub fn embeddings_url(&self) -> &str {
         &self.embeddings_url
+    }
+    /// The models list endpoint (`GET {base}/models`) derived by the URL rules.
+    pub fn models_url(&self) -> &str {
+        &self.models_url
     }
     /// The model used when a call names none (`LLM_MODEL_ID`).
     pub fn model(&self) -> Option<&str> {
@@ -326,6 +331,7 @@ impl ConfigBuilder {
             None => url::endpoint(&base_url, url::Endpoint::Chat, &base_name)?,
         };
         let embeddings_url = url::endpoint(&base_url, url::Endpoint::Embeddings, &base_name)?;
+        let models_url = url::endpoint(&base_url, url::Endpoint::Models, &base_name)?;
 
         let model = self
             .model
@@ -381,6 +387,7 @@ impl ConfigBuilder {
             api_key: ApiKey(api_key),
             chat_url,
             embeddings_url,
+            models_url,
             model,
             embedding_model,
             embedding_dims,

@@ -101,6 +101,12 @@ pub async fn embed(
     env_client(model)?.embed(model, input, params, opts).await
 }
 
+/// Lists the gateway's models (`GET {base}/models`) using the environment's configuration;
+/// returns the gateway's JSON. See [`Client::list_models`].
+pub async fn list_models(opts: CallOptions) -> Result<Value> {
+    env_client("models")?.list_models(opts).await
+}
+
 /// Panics on purpose. Only built with the `test-panic` feature, so bindings can prove that
 /// a Rust panic never crosses into Node or Python.
 #[cfg(feature = "test-panic")]
