@@ -418,6 +418,14 @@ async function embed(model, input, options) {
   return run(null, 'embed', model, input, options);
 }
 
+/**
+ * GETs the gateway's models list (`{base}/models`, same URL rules as chat) and resolves to its
+ * JSON as is. Options: timeoutMs, maxRetries, headers, signal.
+ */
+async function listModels(options) {
+  return run(null, 'listModels', null, null, options);
+}
+
 /** A client with its own configuration snapshot and connection pool (see createClient). */
 class Client {
   #native;
@@ -439,6 +447,11 @@ class Client {
   /** Like the free callSpecificModel, with this client's configuration. */
   async callSpecificModel(modelName, messages, options) {
     return run(this.#native, 'call', modelName, messages, options);
+  }
+
+  /** Like the free listModels, with this client's configuration. */
+  async listModels(options) {
+    return run(this.#native, 'listModels', null, null, options);
   }
 
   /** Like the free embed, with this client's configuration. */
@@ -473,6 +486,7 @@ function createClient(options) {
 module.exports = {
   callSpecificModel,
   embed,
+  listModels,
   createClient,
   Client,
   ChatStream,

@@ -7,6 +7,7 @@ const cjs = require('./index.js');
 export const {
   callSpecificModel,
   embed,
+  listModels,
   createClient,
   Client,
   ChatStream,

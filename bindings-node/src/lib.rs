@@ -102,6 +102,24 @@ pub fn embed(
     done.spawn(id, call::embed(call::Target::Env(env_snapshot), req));
 }
 
+/// `listModels`, configured from an environment snapshot (same arguments as `embed`, model and
+/// payload ignored). The body text arrives through `done` under `id`.
+#[napi]
+#[allow(clippy::too_many_arguments)]
+pub fn list_models(
+    done: &Completions,
+    id: i64,
+    env_snapshot: String,
+    model: String,
+    payload_json: String,
+    options_json: String,
+    cancel: Option<&CancelHandle>,
+    arg_error: Option<String>,
+) {
+    let req = call::Request::new(model, payload_json, options_json, cancel, arg_error);
+    done.spawn(id, call::list_models(call::Target::Env(env_snapshot), req));
+}
+
 /// Log lines written since the last drain (`None` when there are none).
 #[napi]
 pub fn drain_logs() -> Option<Vec<String>> {

@@ -26,6 +26,8 @@ from ._errors import (
 
 __version__: str
 __all__ = [
+    "list_models",
+    "alist_models",
     "call_specific_model",
     "acall_specific_model",
     "embed",
@@ -119,6 +121,18 @@ async def acall_specific_model(
 ) -> Any:
     """Chat completion for asyncio: the JSON (dict), or an AsyncStream with stream=True."""
 
+def list_models(
+    *,
+    timeout_ms: float | None = None,
+    max_retries: int | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> dict[str, Any]: ...
+async def alist_models(
+    *,
+    timeout_ms: float | None = None,
+    max_retries: int | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> dict[str, Any]: ...
 def embed(
     model: str | None,
     input: str | Sequence[str],
@@ -218,6 +232,20 @@ class Client:
         stream: bool = False,
         **params: Any,
     ) -> Any: ...
+    def list_models(
+        self,
+        *,
+        timeout_ms: float | None = None,
+        max_retries: int | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]: ...
+    async def alist_models(
+        self,
+        *,
+        timeout_ms: float | None = None,
+        max_retries: int | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]: ...
     def embed(
         self,
         model: str | None,

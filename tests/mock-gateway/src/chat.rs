@@ -139,13 +139,21 @@ pub fn payload_for(
     )))
 }
 
-/// Whether the request asks for `response_format: {"type": "json_object"}`.
+/// Whether the request asks for `response_format: {"type": "json_object"}` and its last message
+/// says "JSON" (OpenAI refuses JSON mode without that word; the mock answers JSON only then, so
+/// a prompt without it keeps the plain echo).
 fn wants_json_object(ctx: &Ctx<'_>) -> bool {
-    ctx.body
+    let asked = ctx
+        .body
         .as_ref()
         .and_then(|b| b.pointer("/response_format/type"))
         .and_then(Value::as_str)
-        == Some("json_object")
+        == Some("json_object");
+    asked
+        && ctx
+            .messages()
+            .last()
+            .is_some_and(|m| content_text(m).contains("JSON"))
 }
 
 /// The function a request forces with `tool_choice: {"type":"function","function":{"name":…}}`
