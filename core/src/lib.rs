@@ -29,6 +29,7 @@ mod attempt;
 mod check;
 mod client;
 mod config;
+pub mod doctor;
 pub mod embeddings;
 mod error;
 mod log;

@@ -62,6 +62,8 @@ pub struct ChatStream {
     acc: Accumulator,
     queued: VecDeque<(String, Value)>,
     pending_error: Option<Error>,
+    /// Whether the gateway sent `data: [DONE]` (the doctor reports it).
+    saw_done: bool,
     state: State,
     status: u16,
     request_id: Option<String>,
@@ -91,6 +93,7 @@ impl ChatStream {
             acc: Accumulator::default(),
             queued: VecDeque::new(),
             pending_error: None,
+            saw_done: false,
             state: State::Open,
             status,
             request_id,
@@ -164,6 +167,11 @@ impl ChatStream {
         self.body = None;
     }
 
+    /// Whether the gateway ended the stream with `data: [DONE]` (not just a finish_reason and EOF).
+    pub fn saw_done(&self) -> bool {
+        self.saw_done
+    }
+
     /// Whether the stream ended (normally or not).
     pub fn is_finished(&self) -> bool {
         self.state != State::Open && self.queued.is_empty()
@@ -227,6 +235,7 @@ impl ChatStream {
     /// Turns one SSE event into a chunk, the end, an error, or nothing (skip).
     fn handle(&mut self, ev: SseEvent) -> Option<std::result::Result<(String, Value), Error>> {
         if ev.data == "[DONE]" {
+            self.saw_done = true;
             self.state = State::Done;
             self.body = None; // release the connection now, whatever the server does next
             return None;

@@ -222,10 +222,7 @@ mod tests {
             models("https://open.bigmodel.cn/api/paas/v4"),
             "https://open.bigmodel.cn/api/paas/v4/models"
         );
-        assert_eq!(
-            models("http://h/v1/chat/completions"),
-            "http://h/v1/models"
-        );
+        assert_eq!(models("http://h/v1/chat/completions"), "http://h/v1/models");
         assert_eq!(models("http://h/v1/models"), "http://h/v1/models");
         assert_eq!(models("http://h/v1?k=1"), "http://h/v1/models?k=1");
         assert_eq!(chat("http://h/v1/models"), "http://h/v1/chat/completions");

@@ -1007,7 +1007,10 @@ async fn models_list_returns_gateway_json() {
         .iter()
         .filter_map(|m| m["id"].as_str())
         .collect();
-    assert!(ids.contains(&"qwen-plus") && ids.contains(&"text-embedding-v4"), "{ids:?}");
+    assert!(
+        ids.contains(&"qwen-plus") && ids.contains(&"text-embedding-v4"),
+        "{ids:?}"
+    );
     let log = requests_at(&gateway().base).await;
     let last = log
         .iter()
