@@ -244,6 +244,12 @@ export interface ModelList {
 /** GETs `{base}/models` (same URL rules as chat) and resolves to the gateway's JSON as is. */
 export declare function listModels(options?: ListModelsOptions): Promise<ModelList>;
 
+/**
+ * Runs `claw-llm doctor` with `args` (the words after `doctor`: `--model`, `--embedding-model`,
+ * `--timeout-ms`, `--json`) against `process.env`. `exitCode` is 0 only when the chat call works.
+ */
+export declare function doctor(args?: string[]): Promise<{ output: string; exitCode: number }>;
+
 /** Configuration of {@link createClient}; each value left out comes from `process.env` now. */
 export interface ClientConfig {
   /** Gateway base URL (else LLM_BASE_URL, OPENAI_BASE_URL, OPENAI_API_BASE). */

@@ -426,6 +426,17 @@ async function listModels(options) {
   return run(null, 'listModels', null, null, options);
 }
 
+/**
+ * Runs `claw-llm doctor` (the core's checks) with `args` (the words after `doctor`) against
+ * process.env; resolves to `{ output, exitCode }`. `bindings-node/doctor.js` is its command line.
+ */
+async function doctor(args = []) {
+  const env = {};
+  for (const [k, v] of Object.entries(process.env)) if (typeof v === 'string') env[k] = v;
+  const r = JSON.parse(await native.doctor(JSON.stringify(args.map(String)), JSON.stringify(env)));
+  return { output: r.output, exitCode: r.code };
+}
+
 /** A client with its own configuration snapshot and connection pool (see createClient). */
 class Client {
   #native;
@@ -487,6 +498,7 @@ module.exports = {
   callSpecificModel,
   embed,
   listModels,
+  doctor,
   createClient,
   Client,
   ChatStream,

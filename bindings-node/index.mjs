@@ -8,6 +8,7 @@ export const {
   callSpecificModel,
   embed,
   listModels,
+  doctor,
   createClient,
   Client,
   ChatStream,

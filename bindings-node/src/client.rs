@@ -202,7 +202,10 @@ impl NativeClient {
         arg_error: Option<String>,
     ) {
         let req = call::Request::new(model, payload_json, options_json, cancel, arg_error);
-        done.spawn(id, call::list_models(Target::Client(self.client.clone()), req));
+        done.spawn(
+            id,
+            call::list_models(Target::Client(self.client.clone()), req),
+        );
     }
 
     /// Like the free `embed`, with this client's configuration.

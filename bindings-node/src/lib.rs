@@ -120,6 +120,23 @@ pub fn list_models(
     done.spawn(id, call::list_models(call::Target::Env(env_snapshot), req));
 }
 
+/// `claw-llm doctor` (see `claw_llm::doctor`): `args_json` is the arguments after `doctor`,
+/// `env_json` the environment (`process.env`); resolves to `{"output", "code"}` as JSON text.
+#[napi]
+pub fn doctor<'e>(
+    env: &'e Env,
+    args_json: String,
+    env_json: String,
+) -> napi::Result<PromiseRaw<'e, String>> {
+    env.spawn_future(error::guard(async move {
+        let args: Vec<String> = serde_json::from_str(&args_json).unwrap_or_default();
+        let vars: std::collections::HashMap<String, String> =
+            serde_json::from_str(&env_json).unwrap_or_default();
+        let (output, code) = claw_llm::doctor::main(&args, |n| vars.get(n).cloned()).await;
+        Ok(serde_json::json!({"output": output, "code": code}).to_string())
+    }))
+}
+
 /// Log lines written since the last drain (`None` when there are none).
 #[napi]
 pub fn drain_logs() -> Option<Vec<String>> {

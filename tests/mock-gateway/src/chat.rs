@@ -127,8 +127,7 @@ pub fn payload_for(
     let content = match mem0_content {
         Some(c) => c,
         None if allow_mem0 && spec.name != "no-json-mode" && wants_json_object(ctx) => {
-            json!({"echo": ctx.messages().last().map(content_text).unwrap_or_default()})
-                .to_string()
+            json!({"echo": ctx.messages().last().map(content_text).unwrap_or_default()}).to_string()
         }
         None => echo_content(ctx),
     };
@@ -161,9 +160,11 @@ fn wants_json_object(ctx: &Ctx<'_>) -> bool {
 fn forced_tool(ctx: &Ctx<'_>) -> Option<String> {
     let body = ctx.body.as_ref()?;
     let name = body.pointer("/tool_choice/function/name")?.as_str()?;
-    let listed = body.get("tools")?.as_array()?.iter().any(|t| {
-        t.pointer("/function/name").and_then(Value::as_str) == Some(name)
-    });
+    let listed = body
+        .get("tools")?
+        .as_array()?
+        .iter()
+        .any(|t| t.pointer("/function/name").and_then(Value::as_str) == Some(name));
     listed.then(|| name.to_string())
 }
 

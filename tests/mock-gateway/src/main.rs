@@ -212,7 +212,9 @@ async fn reject(conn: &mut Conn, state: &State, status: u16, message: &str) {
 fn route_of(method: &str, path: &str) -> Option<Route> {
     let path = path.strip_suffix('/').unwrap_or(path);
     match method {
-        "POST" if path.ends_with("/chat/completions") || path.ends_with("/chat") => Some(Route::Chat),
+        "POST" if path.ends_with("/chat/completions") || path.ends_with("/chat") => {
+            Some(Route::Chat)
+        }
         "POST" if path.ends_with("/embeddings") => Some(Route::Embeddings),
         "GET" if path.ends_with("/models") => Some(Route::Models),
         _ => None,

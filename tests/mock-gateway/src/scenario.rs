@@ -334,7 +334,11 @@ async fn run(conn: &mut Conn, ctx: &Ctx<'_>, spec: &Spec) -> Result<After, Strin
     match name {
         // An explicitly chosen `ok` always echoes; the default one answers mem0 prompts too.
         "ok" | "no-json-mode" | "no-tools" => {
-            let payload = chat::payload(ctx, spec, ctx.source != Source::Header && ctx.source != Source::Model)?;
+            let payload = chat::payload(
+                ctx,
+                spec,
+                ctx.source != Source::Header && ctx.source != Source::Model,
+            )?;
             Ok(chat::deliver(conn, ctx, payload).await)
         }
         "embed" => {
@@ -386,11 +390,17 @@ async fn run(conn: &mut Conn, ctx: &Ctx<'_>, spec: &Spec) -> Result<After, Strin
 /// The scenarios that describe a whole gateway (and so also answer `GET …/models`): `models`,
 /// and `strict` (OneAPI: the key is checked on every route, a path without `/v1/` gets the web
 /// UI's HTML page with 200); `None` lets the scenario table answer.
-async fn gateway_wide(conn: &mut Conn, ctx: &Ctx<'_>, spec: &Spec) -> Result<Option<After>, String> {
+async fn gateway_wide(
+    conn: &mut Conn,
+    ctx: &Ctx<'_>,
+    spec: &Spec,
+) -> Result<Option<After>, String> {
     let name = spec.name.as_str();
     if name == "strict" {
         if !ctx.state.key_matches(ctx.req.header("authorization")) {
-            return Ok(Some(send(conn, ctx, &errors::oneapi_invalid_token_cn(401)).await));
+            return Ok(Some(
+                send(conn, ctx, &errors::oneapi_invalid_token_cn(401)).await,
+            ));
         }
         if !ctx.api_path().contains("/v1/") {
             let page = errors::response(&Spec::parse("ok-html")?)?;
@@ -398,10 +408,15 @@ async fn gateway_wide(conn: &mut Conn, ctx: &Ctx<'_>, spec: &Spec) -> Result<Opt
         }
     }
     if ctx.route == Route::Models
-        && matches!(name, "ok" | "models" | "strict" | "no-json-mode" | "no-tools" | "auth")
+        && matches!(
+            name,
+            "ok" | "models" | "strict" | "no-json-mode" | "no-tools" | "auth"
+        )
     {
         if name == "auth" && !ctx.state.key_matches(ctx.req.header("authorization")) {
-            return Ok(Some(send(conn, ctx, &errors::oneapi_invalid_token(401)).await));
+            return Ok(Some(
+                send(conn, ctx, &errors::oneapi_invalid_token(401)).await,
+            ));
         }
         return Ok(Some(send(conn, ctx, &crate::models::list()).await));
     }
@@ -500,7 +515,8 @@ mod tests {
         assert_eq!((spec.name.as_str(), source), ("ok", Source::Default));
         let (spec, _) = choose(&request(&[]), None, Route::Embeddings, None).unwrap();
         assert_eq!(spec.name, "embed");
-        let (spec, source) = choose(&request(&[]), Some(&plain), Route::Chat, Some("no-tools")).unwrap();
+        let (spec, source) =
+            choose(&request(&[]), Some(&plain), Route::Chat, Some("no-tools")).unwrap();
         assert_eq!((spec.name.as_str(), source), ("no-tools", Source::Gateway));
         let (spec, _) = choose(&request(&[]), None, Route::Models, None).unwrap();
         assert_eq!(spec.name, "models");
