@@ -903,7 +903,7 @@ pub fn diagnose(e: &Error, proxy: Option<&(String, String)>) -> Option<Finding> 
                 f("gateway_upstream_failing", "the gateway's own upstream is failing (its adapter gave up with RetryError): not your setup — check the gateway's provider key and network".into())
             } else if d.status == 401 || d.status == 403 {
                 f("key_rejected", format!("the gateway rejects the key (HTTP {}): check LLM_API_KEY", d.status))
-            } else if d.status == 407 || (proxy.is_some() && matches!(d.status, 502 | 503 | 504) && d.request_id.is_none()) {
+            } else if d.status == 407 || (proxy.is_some() && (502..=504).contains(&d.status) && d.request_id.is_none()) {
                 f("proxy_in_the_way", format!("a proxy ({}) answered instead of the gateway: add the gateway's host to NO_PROXY or fix the proxy", proxy.map_or("?".into(), |p| p.0.clone())))
             } else if d.status == 404 {
                 f("not_found", format!("HTTP 404: {} — check the URL and the model name", d.summary))
