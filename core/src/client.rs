@@ -58,10 +58,11 @@ impl std::fmt::Debug for Client {
 impl Client {
     /// A client with its own connection pool.
     pub fn new(config: Config) -> Result<Self> {
+        let pool = Pool::own(config.tls())?;
         Ok(Client {
             inner: Arc::new(Inner {
                 config,
-                pool: Pool::own()?,
+                pool,
                 endpoints: Default::default(),
             }),
         })
@@ -81,10 +82,11 @@ impl Client {
     /// A client for `config` that shares the process-wide connection pool. Cheap: bindings
     /// build one per call from their language's own environment (`process.env`, `os.environ`).
     pub fn shared(config: Config) -> Result<Self> {
+        let pool = Pool::shared(config.tls())?;
         Ok(Client {
             inner: Arc::new(Inner {
                 config,
-                pool: Pool::shared()?,
+                pool,
                 endpoints: Default::default(),
             }),
         })

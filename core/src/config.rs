@@ -1,6 +1,7 @@
 //! Configuration: explicit values, then `LLM_*` env, then `OPENAI_*` env (mem0's names), then defaults.
 
 use crate::error::{Error, Result};
+use crate::tls::{PemSource, TlsRequest, TlsSettings};
 use crate::url;
 use std::fmt;
 use std::time::Duration;
@@ -30,6 +31,11 @@ pub const ENV_NAMES: &[&str] = &[
     "LLM_MAX_RETRIES",
     "LLM_LOG",
     "LLM_MAX_RESPONSE_BYTES",
+    "LLM_CA_BUNDLE",
+    "LLM_CLIENT_CERT",
+    "LLM_CLIENT_KEY",
+    "SSL_CERT_FILE",
+    "SSL_CERT_DIR",
 ];
 
 /// How much the client writes to its log sink (`LLM_LOG`).
@@ -109,6 +115,7 @@ pub struct Config {
     max_response_bytes: u64,
     /// Which variable (or explicit option) supplied each setting, for `claw-llm doctor`.
     sources: Vec<(&'static str, String)>,
+    tls: TlsSettings,
 }
 
 impl fmt::Debug for Config {
@@ -213,6 +220,10 @@ impl Config {
     pub fn sources(&self) -> &[(&'static str, String)] {
         &self.sources
     }
+    /// Trusted roots and client certificate, as read when the config was built.
+    pub(crate) fn tls(&self) -> &TlsSettings {
+        &self.tls
+    }
 }
 
 /// Builds a [`Config`]; every setter is optional and wins over the environment.
@@ -229,6 +240,9 @@ pub struct ConfigBuilder {
     log: Option<LogLevel>,
     headers: Vec<(String, String)>,
     max_response_bytes: Option<u64>,
+    ca_bundle: Option<PemSource>,
+    extra_ca_files: Vec<(String, String)>,
+    client_cert: Option<(PemSource, PemSource)>,
     ignore_env: bool,
 }
 
@@ -293,6 +307,43 @@ impl ConfigBuilder {
     /// Adds a header sent with every request.
     pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    /// Extra trusted roots as PEM text (else the file `LLM_CA_BUNDLE` names): a company CA, or
+    /// a self-signed gateway's own certificate. The system's roots stay trusted.
+    ///
+    /// ```no_run
+    /// let pem = std::fs::read_to_string("/etc/company/ca.pem")?;
+    /// let config = claw_llm::Config::builder().ca_bundle_pem(pem).build()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn ca_bundle_pem(mut self, pem: impl Into<String>) -> Self {
+        self.ca_bundle = Some(PemSource::Text(pem.into()));
+        self
+    }
+
+    /// Extra trusted roots from a path or PEM text (PEM when it holds `-----BEGIN`); what the
+    /// bindings' `caBundle` / `ca_bundle` options call.
+    pub fn ca_bundle(mut self, path_or_pem: impl Into<String>) -> Self {
+        self.ca_bundle = Some(PemSource::detect(path_or_pem.into()));
+        self
+    }
+
+    /// One more PEM file of trusted roots, added to every other (Node's `NODE_EXTRA_CA_CERTS`);
+    /// `setting` names it in errors.
+    pub fn extra_ca_file(mut self, setting: impl Into<String>, path: impl Into<String>) -> Self {
+        self.extra_ca_files.push((setting.into(), path.into()));
+        self
+    }
+
+    /// Client certificate chain and private key for mTLS, each a path or PEM text (else
+    /// `LLM_CLIENT_CERT` + `LLM_CLIENT_KEY`).
+    pub fn client_cert(mut self, cert: impl Into<String>, key: impl Into<String>) -> Self {
+        self.client_cert = Some((
+            PemSource::detect(cert.into()),
+            PemSource::detect(key.into()),
+        ));
         self
     }
 
@@ -416,6 +467,13 @@ impl ConfigBuilder {
         for (name, value) in &self.headers {
             validate_header(name, value)?;
         }
+        let tls = tls_request(
+            self.ca_bundle,
+            self.extra_ca_files,
+            self.client_cert,
+            &|n| get(&[n]).map(|(_, v)| v),
+        )
+        .load()?;
 
         Ok(Config {
             base_url,
@@ -432,7 +490,46 @@ impl ConfigBuilder {
             headers: self.headers,
             max_response_bytes,
             sources,
+            tls,
         })
+    }
+}
+
+/// The TLS files and texts asked for: options win over `LLM_*`; `SSL_CERT_*` as OpenSSL reads them.
+fn tls_request(
+    ca_bundle: Option<PemSource>,
+    extra_ca_files: Vec<(String, String)>,
+    client_cert: Option<(PemSource, PemSource)>,
+    get: &dyn Fn(&str) -> Option<String>,
+) -> TlsRequest {
+    let mut extra: Vec<(String, PemSource)> = match ca_bundle {
+        Some(src) => vec![("caBundle".to_string(), src)],
+        None => get("LLM_CA_BUNDLE")
+            .map(|p| vec![("LLM_CA_BUNDLE".to_string(), PemSource::Path(p))])
+            .unwrap_or_default(),
+    };
+    extra.extend(
+        extra_ca_files
+            .into_iter()
+            .filter(|(_, p)| !p.trim().is_empty())
+            .map(|(name, p)| (name, PemSource::Path(p.trim().to_string()))),
+    );
+    let (client_cert, client_key) = match client_cert {
+        Some((c, k)) => (
+            Some(("clientCert".to_string(), c)),
+            Some(("clientKey".to_string(), k)),
+        ),
+        None => (
+            get("LLM_CLIENT_CERT").map(|p| ("LLM_CLIENT_CERT".to_string(), PemSource::Path(p))),
+            get("LLM_CLIENT_KEY").map(|p| ("LLM_CLIENT_KEY".to_string(), PemSource::Path(p))),
+        ),
+    };
+    TlsRequest {
+        ssl_cert_file: get("SSL_CERT_FILE"),
+        ssl_cert_dir: get("SSL_CERT_DIR"),
+        extra,
+        client_cert,
+        client_key,
     }
 }
 

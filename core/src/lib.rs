@@ -35,9 +35,11 @@ mod error;
 mod log;
 mod options;
 mod probe;
+mod proxy;
 pub mod retry;
 pub mod sse;
 mod stream;
+mod tls;
 mod transport;
 pub mod url;
 

@@ -2,10 +2,12 @@
 //! `fork()`), reading a body under the size cap, and transport failures described in words.
 
 use crate::error::{snippet, Error, Result};
+use crate::proxy;
 use crate::retry;
+use crate::tls::{self, TlsSettings};
 use bytes::{Bytes, BytesMut};
 use reqwest::header::{HeaderMap, CONTENT_TYPE};
-use std::sync::{OnceLock, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 /// Connect timeout of every attempt (inside the call's total deadline).
@@ -14,13 +16,15 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// A reqwest client rebuilt when the process id changes, so a child after `fork()` never
 /// uses connections (and runtime tasks) that belong to its parent.
 pub(crate) struct Http {
+    tls: TlsSettings,
     slot: RwLock<(u32, reqwest::Client)>,
 }
 
 impl Http {
-    fn new() -> Result<Self> {
+    fn new(tls: &TlsSettings) -> Result<Self> {
         Ok(Http {
-            slot: RwLock::new((std::process::id(), build_http()?)),
+            slot: RwLock::new((std::process::id(), build_http(tls)?)),
+            tls: tls.clone(),
         })
     }
 
@@ -31,7 +35,7 @@ impl Http {
                 return Ok(g.1.clone());
             }
         }
-        let fresh = build_http()?;
+        let fresh = build_http(&self.tls)?;
         if let Ok(mut g) = self.slot.write() {
             *g = (pid, fresh.clone());
         }
@@ -39,8 +43,14 @@ impl Http {
     }
 }
 
-fn build_http() -> Result<reqwest::Client> {
-    reqwest::Client::builder()
+fn build_http(tls: &TlsSettings) -> Result<reqwest::Client> {
+    let tls = tls::tls_config(tls)?;
+    let mut b = reqwest::Client::builder();
+    if proxy::bypass_all() {
+        // reqwest's matcher applies `*` to host names only; curl and httpx bypass IPs too.
+        b = b.no_proxy();
+    }
+    b.use_preconfigured_tls(rustls::ClientConfig::clone(&tls))
         .connect_timeout(CONNECT_TIMEOUT)
         .pool_idle_timeout(Duration::from_secs(90))
         .tcp_nodelay(true)
@@ -49,31 +59,47 @@ fn build_http() -> Result<reqwest::Client> {
         .map_err(|e| Error::config(format!("cannot build the HTTP client: {e}")))
 }
 
-fn shared_http() -> Result<&'static Http> {
-    static SHARED: OnceLock<Http> = OnceLock::new();
-    if let Some(h) = SHARED.get() {
-        return Ok(h);
+/// Distinct TLS settings whose shared pools are kept (most recently used first).
+const SHARED_POOLS: usize = 8;
+
+/// The process-wide pool for these TLS settings: calls with the same roots and client
+/// certificate share connections; a call trusting another CA never reuses them.
+fn shared_http(tls: &TlsSettings) -> Result<Arc<Http>> {
+    static SHARED: Mutex<Vec<Arc<Http>>> = Mutex::new(Vec::new());
+    if let Ok(mut pools) = SHARED.lock() {
+        if let Some(i) = pools.iter().position(|h| h.tls == *tls) {
+            let hit = pools.remove(i);
+            pools.insert(0, Arc::clone(&hit));
+            return Ok(hit);
+        }
     }
-    let h = Http::new()?;
-    Ok(SHARED.get_or_init(|| h))
+    let fresh = Arc::new(Http::new(tls)?);
+    if let Ok(mut pools) = SHARED.lock() {
+        if let Some(h) = pools.iter().find(|h| h.tls == *tls) {
+            return Ok(Arc::clone(h));
+        }
+        pools.insert(0, Arc::clone(&fresh));
+        pools.truncate(SHARED_POOLS);
+    }
+    Ok(fresh)
 }
 
-/// Where a client's connections come from: its own pool, or the process-wide one the free
-/// functions share.
+/// Where a client's connections come from: its own pool, or a process-wide one the free
+/// functions share (one per distinct TLS settings).
 pub(crate) enum Pool {
     Own(Http),
-    Shared(&'static Http),
+    Shared(Arc<Http>),
 }
 
 impl Pool {
     /// A pool of its own.
-    pub(crate) fn own() -> Result<Self> {
-        Ok(Pool::Own(Http::new()?))
+    pub(crate) fn own(tls: &TlsSettings) -> Result<Self> {
+        Ok(Pool::Own(Http::new(tls)?))
     }
 
-    /// The process-wide pool.
-    pub(crate) fn shared() -> Result<Self> {
-        Ok(Pool::Shared(shared_http()?))
+    /// The process-wide pool for these TLS settings.
+    pub(crate) fn shared(tls: &TlsSettings) -> Result<Self> {
+        Ok(Pool::Shared(shared_http(tls)?))
     }
 
     /// The reqwest client of this pool (rebuilt first in a child after `fork()`).
@@ -107,6 +133,23 @@ pub(crate) fn connection_error(e: &reqwest::Error) -> Error {
         };
     }
     let url = e.url().map(|u| u.as_str().to_string()).unwrap_or_default();
+    if let Some(words) = tls::describe_failure(e) {
+        return Error::Connection {
+            message: format!("TLS handshake with {url} failed: {words}"),
+            attempts: 1,
+        };
+    }
+    if e.is_connect() {
+        if let Some(proxy) = proxy::proxy_for(&url) {
+            return Error::Connection {
+                message: format!(
+                    "connection failed: {url}: {}",
+                    proxy::describe_failure(&proxy, &cause, is_refused(e))
+                ),
+                attempts: 1,
+            };
+        }
+    }
     let what = if e.is_redirect() {
         "redirect failed"
     } else if e.is_connect() {
@@ -123,6 +166,19 @@ pub(crate) fn connection_error(e: &reqwest::Error) -> Error {
         message: format!("{what}: {url}: {cause}"),
         attempts: 1,
     }
+}
+
+/// Whether the innermost I/O error of a chain is "connection refused".
+fn is_refused(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    let mut refused = false;
+    while let Some(err) = cur {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            refused = io.kind() == std::io::ErrorKind::ConnectionRefused;
+        }
+        cur = err.source();
+    }
+    refused
 }
 
 /// Reads a whole body, refusing more than `cap` bytes (after decompression) as it arrives.
@@ -158,6 +214,9 @@ pub(crate) async fn read_capped(resp: &mut reqwest::Response, cap: u64) -> Resul
                 while let Some(s) = src {
                     cause = s.to_string();
                     src = s.source();
+                }
+                if let Some(words) = tls::describe_failure(&e) {
+                    cause = words;
                 }
                 return Err(if is_content_decode_failure(&e) {
                     Error::BadResponse {

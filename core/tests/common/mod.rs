@@ -46,8 +46,14 @@ pub fn gateway() -> &'static Gateway {
 
 /// A gateway of its own expecting `expect_key` (it exits when the `Gateway` is dropped).
 pub fn start_gateway(expect_key: &str) -> Gateway {
+    start_gateway_with(&["--expect-key", expect_key])
+}
+
+/// A gateway of its own started with these extra arguments (e.g. the TLS mode's).
+pub fn start_gateway_with(args: &[&str]) -> Gateway {
     let mut child = Command::new(mock_binary())
-        .args(["--port", "0", "--expect-key", expect_key])
+        .args(["--port", "0"])
+        .args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()

@@ -50,14 +50,32 @@ pub enum ReadError {
     Io,
 }
 
+/// A connection's byte stream: plain TCP, or TLS over it (`--tls-dir`).
+pub trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {
+    /// The TCP socket underneath (for SO_LINGER).
+    fn tcp(&self) -> &TcpStream;
+}
+
+impl Io for TcpStream {
+    fn tcp(&self) -> &TcpStream {
+        self
+    }
+}
+
+impl Io for tokio_rustls::server::TlsStream<TcpStream> {
+    fn tcp(&self) -> &TcpStream {
+        self.get_ref().0
+    }
+}
+
 /// One accepted connection with its read buffer.
 pub struct Conn {
-    stream: TcpStream,
+    stream: Box<dyn Io>,
     buf: Vec<u8>,
 }
 
 impl Conn {
-    pub fn new(stream: TcpStream) -> Conn {
+    pub fn new(stream: Box<dyn Io>) -> Conn {
         Conn {
             stream,
             buf: Vec::with_capacity(8 * 1024),
@@ -208,7 +226,7 @@ impl Conn {
 
     /// Closes with a TCP RST instead of a FIN (SO_LINGER 0, then drop).
     pub fn reset(self) {
-        let _ = socket2::SockRef::from(&self.stream).set_linger(Some(Duration::ZERO));
+        let _ = socket2::SockRef::from(self.stream.tcp()).set_linger(Some(Duration::ZERO));
         drop(self.stream);
     }
 }

@@ -13,12 +13,13 @@ mod models;
 mod scenario;
 mod state;
 mod stream;
+mod tls;
 
 use std::io::Write as _;
 use std::sync::Arc;
 
 use serde_json::json;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 
 use crate::http::{Conn, ReadError, Request, Response};
 use crate::scenario::{After, Ctx, Route};
@@ -31,6 +32,10 @@ const USAGE: &str =
   --host ADDR      address to bind (default 127.0.0.1)
   --expect-key K   the API key `auth` expects and the request log compares against (default sk-test)
   --no-stdin-exit  do not exit when stdin reaches EOF
+  --tls-dir DIR    serve HTTPS: generate a CA and certificates, write them as PEM into DIR
+                   (ca.pem, server.pem, client-ca.pem, client.pem, client-key.pem)
+  --tls-mode M     the server certificate: good (default), wronghost, expired
+  --require-client-cert  refuse TLS clients without a certificate signed by client-ca.pem
 
 The first line on stdout is the base URL, e.g. http://127.0.0.1:43817.
 See tests/MOCK_GATEWAY.md for the scenarios.";
@@ -40,6 +45,9 @@ struct Args {
     port: u16,
     expect_key: String,
     stdin_exit: bool,
+    tls_dir: Option<std::path::PathBuf>,
+    tls_mode: tls::Mode,
+    require_client_cert: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -48,6 +56,9 @@ fn parse_args() -> Result<Args, String> {
         port: 0,
         expect_key: "sk-test".into(),
         stdin_exit: true,
+        tls_dir: None,
+        tls_mode: tls::Mode::Good,
+        require_client_cert: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
@@ -69,6 +80,14 @@ fn parse_args() -> Result<Args, String> {
             "--host" => args.host = value("--host")?,
             "--expect-key" => args.expect_key = value("--expect-key")?,
             "--no-stdin-exit" => args.stdin_exit = false,
+            "--tls-dir" => args.tls_dir = Some(value("--tls-dir")?.into()),
+            "--tls-mode" => {
+                let v = value("--tls-mode")?;
+                args.tls_mode = tls::Mode::parse(&v).ok_or_else(|| {
+                    format!("--tls-mode must be good, wronghost or expired, got {v:?}")
+                })?;
+            }
+            "--require-client-cert" => args.require_client_cert = true,
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0);
@@ -105,14 +124,25 @@ async fn main() {
             std::process::exit(1);
         }
     };
+    let acceptor = match &args.tls_dir {
+        None => None,
+        Some(dir) => match tls::setup(dir, args.tls_mode, args.require_client_cert) {
+            Ok(a) => Some(a),
+            Err(e) => {
+                eprintln!("claw-mock-gateway: {e}");
+                std::process::exit(1);
+            }
+        },
+    };
     {
+        let scheme = if acceptor.is_some() { "https" } else { "http" };
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "http://{addr}");
+        let _ = writeln!(out, "{scheme}://{addr}");
         let _ = out.flush();
     }
 
     let state = Arc::new(State::new(args.expect_key));
-    tokio::spawn(accept_loop(listener, state));
+    tokio::spawn(accept_loop(listener, state, acceptor));
 
     if args.stdin_exit {
         std::thread::spawn(|| {
@@ -151,12 +181,28 @@ async fn wait_for_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-async fn accept_loop(listener: TcpListener, state: Arc<State>) {
+async fn accept_loop(
+    listener: TcpListener,
+    state: Arc<State>,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+) {
     loop {
         match listener.accept().await {
             Ok((stream, _)) => {
                 let state = Arc::clone(&state);
-                tokio::spawn(serve_connection(stream, state));
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    let _ = stream.set_nodelay(true);
+                    let io: Box<dyn http::Io> = match acceptor {
+                        None => Box::new(stream),
+                        // A failed handshake (untrusted CA, missing client certificate) just closes.
+                        Some(a) => match a.accept(stream).await {
+                            Ok(tls) => Box::new(tls),
+                            Err(_) => return,
+                        },
+                    };
+                    serve_connection(io, state).await
+                });
             }
             Err(e) => {
                 // Out of file descriptors and the like: wait a moment and go on.
@@ -167,9 +213,8 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>) {
     }
 }
 
-async fn serve_connection(stream: TcpStream, state: Arc<State>) {
+async fn serve_connection(stream: Box<dyn http::Io>, state: Arc<State>) {
     let _guard = state.connection_opened();
-    let _ = stream.set_nodelay(true);
     let mut conn = Conn::new(stream);
     loop {
         let req = match conn.read_request().await {
