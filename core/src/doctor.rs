@@ -14,16 +14,6 @@ use futures::StreamExt;
 use serde_json::{json, Map, Value};
 use std::time::{Duration, Instant};
 
-/// The proxy variables the transport honours, in the order they are looked up.
-const PROXY_NAMES: &[&str] = &[
-    "HTTPS_PROXY",
-    "https_proxy",
-    "HTTP_PROXY",
-    "http_proxy",
-    "ALL_PROXY",
-    "all_proxy",
-];
-
 /// The usage text of `claw-llm doctor`.
 pub const USAGE: &str =
     "usage: claw-llm doctor [--model M] [--embedding-model M] [--timeout-ms N] [--json]
@@ -326,7 +316,7 @@ pub async fn run(args: &DoctorArgs, lookup: impl Fn(&str) -> Option<String>) -> 
             r.secrets.push(v.trim().to_string());
         }
     }
-    let proxy = proxy_for(&lookup, cfg.as_ref().ok().map(|c| c.chat_url()));
+    let proxy = proxy_for(cfg.as_ref().ok().map(|c| c.chat_url()));
     let cfg = match cfg {
         Ok(c) => c,
         Err(e) => {
@@ -500,42 +490,14 @@ fn finish(r: Run, chat_ok: bool, proxy: Option<(String, String)>) -> Report {
     }
 }
 
-/// The proxy the transport will use for `url`'s scheme: (variable, value with credentials
-/// masked), unless `NO_PROXY` is set (then its value is reported in the facts instead).
-fn proxy_for(
-    lookup: &impl Fn(&str) -> Option<String>,
-    url: Option<&str>,
-) -> Option<(String, String)> {
-    let https = url.is_some_and(|u| u.starts_with("https:"));
-    let host = url
-        .and_then(|u| reqwest::Url::parse(u).ok())
-        .and_then(|u| {
-            u.host_str()
-                .map(|h| h.trim_matches(['[', ']']).to_ascii_lowercase())
-        })
-        .unwrap_or_default();
-    let bypass = ["NO_PROXY", "no_proxy"]
-        .iter()
-        .filter_map(|n| lookup(n))
-        .any(|list| {
-            list.split(',')
-                .map(|e| e.trim().trim_start_matches('.').to_ascii_lowercase())
-                .any(|e| {
-                    e == "*" || (!e.is_empty() && (host == e || host.ends_with(&format!(".{e}"))))
-                })
-        });
-    if bypass {
-        return None;
-    }
-    PROXY_NAMES
-        .iter()
-        .filter(|n| https || !n.eq_ignore_ascii_case("https_proxy"))
-        .find_map(|n| {
-            lookup(n)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-                .map(|v| (n.to_string(), mask_userinfo(&v)))
-        })
+/// The proxy the transport will use for `url` (the transport's own matcher, `NO_PROXY` rules
+/// included), as `(what, proxy URL without credentials)`.
+fn proxy_for(url: Option<&str>) -> Option<(String, String)> {
+    let proxy = crate::proxy::proxy_for(url?)?;
+    Some((
+        "HTTP_PROXY/HTTPS_PROXY/ALL_PROXY".to_string(),
+        mask_userinfo(&proxy),
+    ))
 }
 
 fn configuration_step(r: &mut Run, cfg: &Config, proxy: &Option<(String, String)>) {
@@ -915,6 +877,11 @@ pub fn diagnose(e: &Error, proxy: Option<&(String, String)>) -> Option<Finding> 
             "stream_cut_after_head",
             "the stream closes after its head: a proxy or the gateway cuts or buffers SSE — disable buffering for text/event-stream".into(),
         ),
+        Error::Connection { message, .. }
+            if message.contains("certificate") || message.contains("does not trust") =>
+        {
+            f("tls_untrusted", format!("TLS: {message}"))
+        }
         Error::Connection { message, .. } if proxy.is_some() => f(
             "proxy_in_the_way",
             format!("a proxy is in the way ({}): {message} — add the gateway's host to NO_PROXY or fix the proxy", proxy.map_or("?".into(), |p| format!("{}={}", p.0, p.1))),
@@ -922,10 +889,6 @@ pub fn diagnose(e: &Error, proxy: Option<&(String, String)>) -> Option<Finding> 
         Error::Connection { message, .. } if message.to_ascii_lowercase().contains("refused") => f(
             "connection_refused",
             format!("nothing listens there ({message}): is the gateway running, and is the port in LLM_BASE_URL right?"),
-        ),
-        Error::Connection { message, .. } if message.contains("certificate") || message.contains("Certificate") => f(
-            "tls_untrusted",
-            format!("the certificate is not trusted ({message}): add the CA to SSL_CERT_FILE (a PEM bundle)"),
         ),
         Error::Timeout { timeout_ms, .. } => f("timeout", format!("no answer within {timeout_ms}ms: the gateway or its upstream is slow or a firewall drops packets")),
         Error::Config { message } => f("configuration", message.clone()),

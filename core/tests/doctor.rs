@@ -178,3 +178,49 @@ fn closed_port_base() -> String {
     drop(l);
     format!("http://127.0.0.1:{port}")
 }
+
+/// A TLS mock gateway of its own (private CA written to its directory) and that CA's path.
+fn tls_gateway() -> (Gateway, String) {
+    let dir = std::env::temp_dir().join(unique("claw-doctor-tls-"));
+    let dir_s = dir.to_string_lossy().to_string();
+    let gw = start_gateway_with(&["--tls-dir", dir_s.as_str()]);
+    assert!(gw.base.starts_with("https://"), "{}", gw.base);
+    (gw, dir.join("ca.pem").to_string_lossy().to_string())
+}
+
+#[test]
+fn doctor_tls_untrusted_private_ca_names_the_knob() {
+    let (gw, _ca) = tls_gateway();
+    let (code, r, text) = doctor(
+        &[("LLM_BASE_URL", &gw.base), ("LLM_API_KEY", KEY)],
+        &["--model", "qwen-plus"],
+    );
+    assert_eq!(code, 1, "{text}");
+    assert_eq!(step(&r, "network")["status"], "ok");
+    assert_eq!(step(&r, "network")["facts"]["tls"], true);
+    assert_eq!(step(&r, "chat")["facts"]["code"], "LLM_CONNECTION_ERROR");
+    assert_eq!(verdict_ids(&r), ["tls_untrusted"]);
+    assert!(
+        r["verdict"][0]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("LLM_CA_BUNDLE"),
+        "{text}"
+    );
+}
+
+#[test]
+fn doctor_tls_trusted_private_ca_passes() {
+    let (gw, ca) = tls_gateway();
+    let (code, r, text) = doctor(
+        &[
+            ("LLM_BASE_URL", &gw.base),
+            ("LLM_API_KEY", KEY),
+            ("LLM_CA_BUNDLE", &ca),
+        ],
+        &["--model", "qwen-plus"],
+    );
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(step(&r, "chat")["status"], "ok");
+    assert!(verdict_ids(&r).is_empty(), "{text}");
+}
