@@ -248,6 +248,25 @@ export declare function embed(
   options?: EmbedOptions,
 ): Promise<EmbeddingResponse>;
 
+/** Options of {@link listModels}: only the client's own. */
+export type ListModelsOptions = Pick<CallOptions, 'timeoutMs' | 'maxRetries' | 'headers' | 'signal'>;
+
+/** The gateway's models list as it sent it (OpenAI's shape; unknown fields survive). */
+export interface ModelList {
+  object?: string;
+  data: Array<{ id: string; object?: string; owned_by?: string; [field: string]: unknown }>;
+  [field: string]: unknown;
+}
+
+/** GETs `{base}/models` (same URL rules as chat) and resolves to the gateway's JSON as is. */
+export declare function listModels(options?: ListModelsOptions): Promise<ModelList>;
+
+/**
+ * Runs `claw-llm doctor` with `args` (the words after `doctor`: `--model`, `--embedding-model`,
+ * `--timeout-ms`, `--json`) against `process.env`. `exitCode` is 0 only when the chat call works.
+ */
+export declare function doctor(args?: string[]): Promise<{ output: string; exitCode: number }>;
+
 /** Configuration of {@link createClient}; each value left out comes from `process.env` now. */
 export interface ClientConfig {
   /** Gateway base URL (else LLM_BASE_URL, OPENAI_BASE_URL, OPENAI_API_BASE). */
@@ -313,6 +332,7 @@ export declare class Client {
     options: EmbedOptions & { encoding_format: 'base64' },
   ): Promise<EmbeddingResponse<string>>;
   embed(model: string | null | undefined, input: string | string[], options?: EmbedOptions): Promise<EmbeddingResponse>;
+  listModels(options?: ListModelsOptions): Promise<ModelList>;
 }
 
 /**

@@ -440,6 +440,25 @@ async function embed(model, input, options) {
   return run(null, 'embed', model, input, options);
 }
 
+/**
+ * GETs the gateway's models list (`{base}/models`, same URL rules as chat) and resolves to its
+ * JSON as is. Options: timeoutMs, maxRetries, headers, signal.
+ */
+async function listModels(options) {
+  return run(null, 'listModels', null, null, options);
+}
+
+/**
+ * Runs `claw-llm doctor` (the core's checks) with `args` (the words after `doctor`) against
+ * process.env; resolves to `{ output, exitCode }`. `bindings-node/doctor.js` is its command line.
+ */
+async function doctor(args = []) {
+  const env = {};
+  for (const [k, v] of Object.entries(process.env)) if (typeof v === 'string') env[k] = v;
+  const r = JSON.parse(await native.doctor(JSON.stringify(args.map(String)), JSON.stringify(env)));
+  return { output: r.output, exitCode: r.code };
+}
+
 /** A client with its own configuration snapshot and connection pool (see createClient). */
 class Client {
   #native;
@@ -461,6 +480,11 @@ class Client {
   /** Like the free callSpecificModel, with this client's configuration. */
   async callSpecificModel(modelName, messages, options) {
     return run(this.#native, 'call', modelName, messages, options);
+  }
+
+  /** Like the free listModels, with this client's configuration. */
+  async listModels(options) {
+    return run(this.#native, 'listModels', null, null, options);
   }
 
   /** Like the free embed, with this client's configuration. */
@@ -497,6 +521,8 @@ function createClient(options) {
 module.exports = {
   callSpecificModel,
   embed,
+  listModels,
+  doctor,
   createClient,
   Client,
   ChatStream,

@@ -7,6 +7,8 @@ const cjs = require('./index.js');
 export const {
   callSpecificModel,
   embed,
+  listModels,
+  doctor,
   createClient,
   Client,
   ChatStream,

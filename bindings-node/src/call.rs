@@ -182,6 +182,20 @@ pub(crate) async fn embed(target: Target, mut req: Request) -> napi::Result<Stri
     claw_llm::with_log_sink(sink, fut).await
 }
 
+/// `GET /models`; resolves to the body text (the payload is ignored).
+pub(crate) async fn list_models(target: Target, mut req: Request) -> napi::Result<String> {
+    error::guard(async move {
+        let p = prepare(target, &mut req, "payload").map_err(|e| to_js(&e))?;
+        let raw = p
+            .client
+            .list_models_raw(p.opts)
+            .await
+            .map_err(|e| to_js(&e))?;
+        Ok(body_text(raw.body))
+    })
+    .await
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

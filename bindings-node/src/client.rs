@@ -231,6 +231,26 @@ impl NativeClient {
         crate::runtime::promise(env, call::stream(Target::Client(self.client.clone()), req))
     }
 
+    /// Like the free `listModels`, with this client's configuration.
+    #[napi]
+    #[allow(clippy::too_many_arguments)]
+    pub fn list_models(
+        &self,
+        done: &Completions,
+        id: i64,
+        model: String,
+        payload_json: String,
+        options_json: String,
+        cancel: Option<&CancelHandle>,
+        arg_error: Option<String>,
+    ) {
+        let req = call::Request::new(model, payload_json, options_json, cancel, arg_error);
+        done.spawn(
+            id,
+            call::list_models(Target::Client(self.client.clone()), req),
+        );
+    }
+
     /// Like the free `embed`, with this client's configuration.
     #[napi]
     #[allow(clippy::too_many_arguments)]

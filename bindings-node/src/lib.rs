@@ -86,6 +86,41 @@ pub fn embed(
     done.spawn(id, call::embed(call::Target::Env(env_snapshot), req));
 }
 
+/// `listModels`, configured from an environment snapshot (same arguments as `embed`, model and
+/// payload ignored). The body text arrives through `done` under `id`.
+#[napi]
+#[allow(clippy::too_many_arguments)]
+pub fn list_models(
+    done: &Completions,
+    id: i64,
+    env_snapshot: String,
+    model: String,
+    payload_json: String,
+    options_json: String,
+    cancel: Option<&CancelHandle>,
+    arg_error: Option<String>,
+) {
+    let req = call::Request::new(model, payload_json, options_json, cancel, arg_error);
+    done.spawn(id, call::list_models(call::Target::Env(env_snapshot), req));
+}
+
+/// `claw-llm doctor` (see `claw_llm::doctor`): `args_json` is the arguments after `doctor`,
+/// `env_json` the environment (`process.env`); resolves to `{"output", "code"}` as JSON text.
+#[napi]
+pub fn doctor<'e>(
+    env: &'e Env,
+    args_json: String,
+    env_json: String,
+) -> napi::Result<PromiseRaw<'e, String>> {
+    env.spawn_future(error::guard(async move {
+        let args: Vec<String> = serde_json::from_str(&args_json).unwrap_or_default();
+        let vars: std::collections::HashMap<String, String> =
+            serde_json::from_str(&env_json).unwrap_or_default();
+        let (output, code) = claw_llm::doctor::main(&args, |n| vars.get(n).cloned()).await;
+        Ok(serde_json::json!({"output": output, "code": code}).to_string())
+    }))
+}
+
 /// Log lines written since the last drain (`None` when there are none).
 #[napi]
 pub fn drain_logs() -> Option<Vec<String>> {

@@ -1,4 +1,4 @@
-//! One chat, stream or embeddings call: the Python arguments turned into a core request, run
+//! One chat, stream, embeddings or models-list call: the Python arguments turned into a core request, run
 //! either synchronously ([`call`]) or for asyncio ([`start`]).
 //!
 //! Python sends the messages (or input) and every option as one JSON object; the core's
@@ -21,6 +21,8 @@ enum Kind {
     Chat,
     Embed,
     EmbedVectors,
+    /// `GET /models`: no model, no payload.
+    Models,
 }
 
 impl Kind {
@@ -29,6 +31,7 @@ impl Kind {
             0 => Ok(Kind::Chat),
             1 => Ok(Kind::Embed),
             2 => Ok(Kind::EmbedVectors),
+            3 => Ok(Kind::Models),
             other => Err(Error::config(format!("unknown call kind {other}"))),
         }
     }
@@ -143,6 +146,7 @@ impl Request {
                 .embed(&model, payload, params, opts)
                 .await
                 .map(Outcome::Json),
+            Kind::Models => client.list_models(opts).await.map(Outcome::Json),
             Kind::EmbedVectors => client
                 .embed(&model, payload, params, opts)
                 .await

@@ -16,6 +16,7 @@
 mod call;
 mod client;
 mod convert;
+mod doctor;
 mod env;
 mod errors;
 mod lifecycle;
@@ -45,6 +46,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(call::start, m)?)?;
     m.add_function(wrap_pyfunction!(lifecycle::_at_exit, m)?)?;
     m.add_function(wrap_pyfunction!(lifecycle::_after_fork_in_child, m)?)?;
+    m.add_function(wrap_pyfunction!(doctor::doctor, m)?)?;
     #[cfg(feature = "test-panic")]
     m.add_function(wrap_pyfunction!(call::_force_panic_for_tests, m)?)?;
     m.add_class::<client::NativeClient>()?;

@@ -73,16 +73,31 @@ pub(crate) async fn send(
     attempt_no: u32,
 ) -> std::result::Result<Reply, Failed> {
     let started = Instant::now();
+    let method = kind.method();
     let request = match endpoint {
-        Some(parsed) => http.post(parsed.clone()),
-        None => http.post(url),
+        Some(parsed) => http.request(method.clone(), parsed.clone()),
+        None => http.request(method.clone(), url),
     };
-    let sent = request.headers(headers).body(body).send().await;
+    let request = request.headers(headers);
+    let request = if method == reqwest::Method::GET {
+        request
+    } else {
+        request.body(body)
+    };
+    let sent = request.send().await;
     let mut resp = match sent {
         Ok(r) => r,
         Err(e) => {
             let err = connection_error(&e);
-            debug_attempt(cfg.log_level(), url, None, started, attempt_no, Some(&err));
+            debug_attempt(
+                cfg.log_level(),
+                &method,
+                url,
+                None,
+                started,
+                attempt_no,
+                Some(&err),
+            );
             // A redirect error (a loop, too many hops) comes after answers were received:
             // retrying cannot help, and would multiply the hops (retries happen before any byte only).
             if e.is_redirect() {
@@ -94,6 +109,7 @@ pub(crate) async fn send(
     let status = resp.status().as_u16();
     debug_attempt(
         cfg.log_level(),
+        &method,
         url,
         Some(status),
         started,
@@ -129,6 +145,7 @@ pub(crate) async fn send(
 
 fn debug_attempt(
     level: LogLevel,
+    method: &reqwest::Method,
     url: &str,
     status: Option<u16>,
     started: Instant,
@@ -147,7 +164,7 @@ fn debug_attempt(
         level,
         LogLevel::Debug,
         &format!(
-            "[LLM_Client] POST {url} -> {outcome} in {}ms (attempt {attempt_no})",
+            "[LLM_Client] {method} {url} -> {outcome} in {}ms (attempt {attempt_no})",
             started.elapsed().as_millis()
         ),
     );

@@ -13,6 +13,18 @@ use serde_json::{Map, Value};
 pub(crate) enum Kind {
     Chat,
     Embeddings,
+    /// `GET /models`: the only request without a body.
+    Models,
+}
+
+impl Kind {
+    /// The HTTP method of this kind of request.
+    pub(crate) fn method(self) -> reqwest::Method {
+        match self {
+            Kind::Models => reqwest::Method::GET,
+            Kind::Chat | Kind::Embeddings => reqwest::Method::POST,
+        }
+    }
 }
 
 /// A 2xx answer whose body was read and checked.

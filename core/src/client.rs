@@ -26,7 +26,7 @@ struct Inner {
     /// The chat and embeddings endpoints, parsed on first use: given a string, reqwest parses
     /// it again on every request (a sixth of a call's CPU in the client). `None` when the string
     /// does not parse, so that the request reports the error exactly as before.
-    endpoints: [OnceLock<Option<reqwest::Url>>; 2],
+    endpoints: [OnceLock<Option<reqwest::Url>>; 3],
 }
 
 /// A client for one gateway. Cheap to clone; clones share one connection pool.
@@ -102,6 +102,7 @@ impl Client {
         let (slot, url) = match kind {
             Kind::Chat => (&self.inner.endpoints[0], self.config().chat_url()),
             Kind::Embeddings => (&self.inner.endpoints[1], self.config().embeddings_url()),
+            Kind::Models => (&self.inner.endpoints[2], self.config().models_url()),
         };
         slot.get_or_init(|| reqwest::Url::parse(url).ok()).as_ref()
     }
@@ -366,6 +367,42 @@ impl Client {
         result
     }
 
+    /// Lists the gateway's models (`GET {base}/models`) and returns its JSON untouched, under
+    /// the same deadline, retry and error rules as every call (a 404 is `LLM_HTTP_ERROR`).
+    ///
+    /// ```no_run
+    /// # async fn demo() -> claw_llm::Result<()> {
+    /// let models = claw_llm::Client::from_env()?.list_models(Default::default()).await?;
+    /// println!("{} models", models["data"].as_array().map_or(0, |d| d.len()));
+    /// # Ok(()) }
+    /// ```
+    pub async fn list_models(&self, opts: CallOptions) -> Result<Value> {
+        match self.models(opts, Want::Value).await? {
+            Reply::Parsed(_, value) => Ok(value),
+            Reply::Body(raw) => raw.json(),
+            Reply::Stream(_) => Err(Error::config("unexpected stream")),
+        }
+    }
+
+    /// Like [`Client::list_models`] but returns the checked body bytes.
+    pub async fn list_models_raw(&self, opts: CallOptions) -> Result<RawResponse> {
+        match self.models(opts, Want::Body).await? {
+            Reply::Body(raw) | Reply::Parsed(raw, _) => Ok(raw),
+            Reply::Stream(_) => Err(Error::config("unexpected stream")),
+        }
+    }
+
+    /// A `GET /models`, answered as `want` asks (a logged failure otherwise; the log line names
+    /// `models` where other calls name their model).
+    async fn models(&self, opts: CallOptions, want: Want) -> Result<Reply> {
+        let result = match self.execute(Kind::Models, Bytes::new(), &opts, want).await {
+            Ok(Reply::Stream(_)) => Err(Error::config("unexpected stream")),
+            other => other,
+        };
+        self.log_failure("models", &result);
+        result
+    }
+
     fn log_failure<T>(&self, model: &str, result: &Result<T>) {
         if let Err(e) = result {
             log::log_failure(self.config().log_level(), model, e);
@@ -390,6 +427,7 @@ impl Client {
         let url = match kind {
             Kind::Chat => cfg.chat_url(),
             Kind::Embeddings => cfg.embeddings_url(),
+            Kind::Models => cfg.models_url(),
         };
         let endpoint = self.endpoint(kind);
         let http = self.http()?;

@@ -109,6 +109,7 @@ pub struct Config {
     api_key: ApiKey,
     chat_url: String,
     embeddings_url: String,
+    models_url: String,
     model: Option<String>,
     embedding_model: Option<String>,
     embedding_dims: Option<u32>,
@@ -121,6 +122,8 @@ pub struct Config {
     embedding_concurrency: usize,
     send_embedding_dims: bool,
     reasoning: Reasoning,
+    /// Which variable (or explicit option) supplied each setting, for `claw-llm doctor`.
+    sources: Vec<(&'static str, String)>,
     tls: TlsSettings,
 }
 
@@ -177,6 +180,10 @@ impl Config {
     pub fn embeddings_url(&self) -> &str {
         &self.embeddings_url
     }
+    /// The models list endpoint (`GET {base}/models`) derived by the URL rules.
+    pub fn models_url(&self) -> &str {
+        &self.models_url
+    }
     /// The model used when a call names none (`LLM_MODEL_ID`).
     pub fn model(&self) -> Option<&str> {
         self.model.as_deref()
@@ -225,6 +232,23 @@ impl Config {
     /// What to do with a leading `<think>` block in `content` (`LLM_REASONING`, default raw).
     pub fn reasoning(&self) -> Reasoning {
         self.reasoning
+    }
+    /// Where each setting that was given came from: `(setting, source)`, the source being the
+    /// variable name (`LLM_BASE_URL`, `OPENAI_API_KEY`, …) or the explicit option (`baseUrl`).
+    /// Settings left at their default are not listed.
+    ///
+    /// ```
+    /// let cfg = claw_llm::Config::builder()
+    ///     .build_with(|n| match n {
+    ///         "OPENAI_BASE_URL" => Some("http://h/v1".into()),
+    ///         "LLM_API_KEY" => Some("sk-x".into()),
+    ///         _ => None,
+    ///     })
+    ///     .unwrap();
+    /// assert_eq!(cfg.sources()[0], ("base_url", "OPENAI_BASE_URL".to_string()));
+    /// ```
+    pub fn sources(&self) -> &[(&'static str, String)] {
+        &self.sources
     }
     /// Trusted roots and client certificate, as read when the config was built.
     pub(crate) fn tls(&self) -> &TlsSettings {
@@ -412,7 +436,8 @@ impl ConfigBuilder {
             .ok_or_else(|| {
                 Error::config("LLM_BASE_URL is not set (nor OPENAI_BASE_URL); set it to your gateway, e.g. http://127.0.0.1:3000")
             })?;
-        let (_, api_key) = explicit(self.api_key, "apiKey")
+        let mut sources: Vec<(&'static str, String)> = vec![("base_url", base_name.clone())];
+        let (key_name, api_key) = explicit(self.api_key, "apiKey")
             .or_else(|| get(&["LLM_API_KEY", "OPENAI_API_KEY"]))
             .ok_or_else(|| Error::config("LLM_API_KEY is not set (nor OPENAI_API_KEY)"))?;
         if api_key.chars().any(|c| c.is_control()) {
@@ -421,23 +446,39 @@ impl ConfigBuilder {
             ));
         }
 
+        sources.push(("api_key", key_name));
         let chat_override = explicit(self.chat_url, "chatUrl").or_else(|| get(&["LLM_CHAT_URL"]));
         let chat_url = match chat_override {
-            Some((name, v)) => url::verbatim_endpoint(&v, &name)?,
+            Some((name, v)) => {
+                sources.push(("chat_url", name.clone()));
+                url::verbatim_endpoint(&v, &name)?
+            }
             None => url::endpoint(&base_url, url::Endpoint::Chat, &base_name)?,
         };
         let embeddings_url = url::endpoint(&base_url, url::Endpoint::Embeddings, &base_name)?;
+        let models_url = url::endpoint(&base_url, url::Endpoint::Models, &base_name)?;
 
-        let model = self
-            .model
-            .map(|m| m.trim().to_string())
-            .filter(|m| !m.is_empty())
-            .or_else(|| get(&["LLM_MODEL_ID"]).map(|(_, v)| v));
-        let embedding_model = self
-            .embedding_model
-            .map(|m| m.trim().to_string())
-            .filter(|m| !m.is_empty())
-            .or_else(|| get(&["EMBEDDING_MODEL_ID"]).map(|(_, v)| v));
+        let model = explicit(self.model, "model").or_else(|| get(&["LLM_MODEL_ID"]));
+        let embedding_model = explicit(self.embedding_model, "embeddingModel")
+            .or_else(|| get(&["EMBEDDING_MODEL_ID"]));
+        let mut noted = |what: &'static str, found: Option<(String, String)>| {
+            found.map(|(name, v)| {
+                sources.push((what, name));
+                v
+            })
+        };
+        let model = noted("model", model);
+        let embedding_model = noted("embedding_model", embedding_model);
+        if self.embedding_dims.is_some() {
+            sources.push(("embedding_dims", "embeddingDims".into()));
+        } else if get(&["EMBEDDING_DIMS"]).is_some() {
+            sources.push(("embedding_dims", "EMBEDDING_DIMS".into()));
+        }
+        if self.timeout_ms.is_some() {
+            sources.push(("timeout_ms", "timeoutMs".into()));
+        } else if get(&["LLM_TIMEOUT_MS"]).is_some() {
+            sources.push(("timeout_ms", "LLM_TIMEOUT_MS".into()));
+        }
 
         let embedding_dims = match self.embedding_dims {
             Some(d) => Some(d),
@@ -532,6 +573,7 @@ impl ConfigBuilder {
             api_key: ApiKey(api_key),
             chat_url,
             embeddings_url,
+            models_url,
             model,
             embedding_model,
             embedding_dims,
@@ -544,6 +586,7 @@ impl ConfigBuilder {
             embedding_concurrency,
             send_embedding_dims,
             reasoning,
+            sources,
             tls,
         })
     }

@@ -30,6 +30,7 @@ pub mod batch;
 mod check;
 mod client;
 mod config;
+pub mod doctor;
 pub mod embeddings;
 mod error;
 mod log;
@@ -104,6 +105,12 @@ pub async fn embed(
     opts: CallOptions,
 ) -> Result<Value> {
     env_client(model)?.embed(model, input, params, opts).await
+}
+
+/// Lists the gateway's models (`GET {base}/models`) using the environment's configuration;
+/// returns the gateway's JSON. See [`Client::list_models`].
+pub async fn list_models(opts: CallOptions) -> Result<Value> {
+    env_client("models")?.list_models(opts).await
 }
 
 /// Panics on purpose. Only built with the internal `test-panic` feature, so the bindings' tests

@@ -67,6 +67,8 @@ pub struct ChatStream {
     acc: Accumulator,
     queued: VecDeque<(String, Value)>,
     pending_error: Option<Error>,
+    /// Whether the gateway sent `data: [DONE]` (the doctor reports it).
+    saw_done: bool,
     state: State,
     status: u16,
     request_id: Option<String>,
@@ -101,6 +103,7 @@ impl ChatStream {
             acc: Accumulator::default(),
             queued: VecDeque::new(),
             pending_error: None,
+            saw_done: false,
             state: State::Open,
             status,
             request_id,
@@ -177,6 +180,11 @@ impl ChatStream {
     pub fn abort(&mut self) {
         self.meta.cancel.cancel();
         self.body = None;
+    }
+
+    /// Whether the gateway ended the stream with `data: [DONE]` (not just a finish_reason and EOF).
+    pub fn saw_done(&self) -> bool {
+        self.saw_done
     }
 
     /// Whether the stream ended (normally or not).
@@ -269,6 +277,7 @@ impl ChatStream {
     /// Turns one SSE event into a chunk, the end, an error, or nothing (skip).
     fn handle(&mut self, ev: SseEvent) -> Option<std::result::Result<(String, Value), Error>> {
         if ev.data == "[DONE]" {
+            self.saw_done = true;
             self.state = State::Done;
             self.body = None; // release the connection now, whatever the server does next
                               // Text a splitter still holds (no finish_reason came) goes out as one last chunk.

@@ -1,4 +1,5 @@
-//! How a gateway base URL becomes the chat and embeddings endpoints (docs/behaviour.md#urls).
+//! How a gateway base URL becomes the chat, embeddings and models endpoints
+//! (docs/behaviour.md#urls).
 
 use crate::error::{Error, Result};
 
@@ -9,6 +10,8 @@ pub enum Endpoint {
     Chat,
     /// `/embeddings`
     Embeddings,
+    /// `/models` (the list of models, `GET`)
+    Models,
 }
 
 impl Endpoint {
@@ -16,6 +19,7 @@ impl Endpoint {
         match self {
             Endpoint::Chat => "/chat/completions",
             Endpoint::Embeddings => "/embeddings",
+            Endpoint::Models => "/models",
         }
     }
 }
@@ -40,7 +44,11 @@ pub fn endpoint(base: &str, which: Endpoint, name: &str) -> Result<String> {
     let path = path.trim_end_matches('/');
     let mut out = String::with_capacity(base.len() + 24);
     out.push_str(&prefix);
-    let known = [Endpoint::Chat.suffix(), Endpoint::Embeddings.suffix()];
+    let known = [
+        Endpoint::Chat.suffix(),
+        Endpoint::Embeddings.suffix(),
+        Endpoint::Models.suffix(),
+    ];
     if let Some(stem) = known.iter().find_map(|s| path.strip_suffix(s)) {
         // The base already names an endpoint: swap it for the one wanted.
         out.push_str(stem);
@@ -276,6 +284,21 @@ mod tests {
             chat("http://h/v1/embeddings"),
             "http://h/v1/chat/completions"
         );
+    }
+
+    #[test]
+    fn url_models_follow_the_same_rule() {
+        let models = |b| endpoint(b, Endpoint::Models, "LLM_BASE_URL").unwrap();
+        assert_eq!(models("http://h:3000"), "http://h:3000/v1/models");
+        assert_eq!(models("http://h:3000/v1/"), "http://h:3000/v1/models");
+        assert_eq!(
+            models("https://open.bigmodel.cn/api/paas/v4"),
+            "https://open.bigmodel.cn/api/paas/v4/models"
+        );
+        assert_eq!(models("http://h/v1/chat/completions"), "http://h/v1/models");
+        assert_eq!(models("http://h/v1/models"), "http://h/v1/models");
+        assert_eq!(models("http://h/v1?k=1"), "http://h/v1/models?k=1");
+        assert_eq!(chat("http://h/v1/models"), "http://h/v1/chat/completions");
     }
 
     #[test]

@@ -997,6 +997,46 @@ async fn streams_dropped_midway_leave_no_open_sockets() {
     );
 }
 
+#[tokio::test]
+async fn models_list_returns_gateway_json() {
+    let v = client().list_models(opts(5_000, 0)).await.unwrap();
+    assert_eq!(v["object"], "list");
+    let ids: Vec<&str> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["id"].as_str())
+        .collect();
+    assert!(
+        ids.contains(&"qwen-plus") && ids.contains(&"text-embedding-v4"),
+        "{ids:?}"
+    );
+    let log = requests_at(&gateway().base).await;
+    let last = log
+        .iter()
+        .rev()
+        .find(|r| r["path"] == "/v1/models")
+        .expect("GET /v1/models logged");
+    assert_eq!(last["method"], "GET");
+    assert_eq!(last["headers"]["authorization"], "Bearer <redacted>");
+    assert_eq!(last["body"], Value::Null);
+}
+
+#[tokio::test]
+async fn models_404_is_http_error() {
+    let c = Client::new(
+        cfg(&gateway().base)
+            .header("x-mock-scenario", "err-notfound")
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let e = c.list_models(opts(5_000, 2)).await.unwrap_err();
+    assert_eq!(e.code(), "LLM_HTTP_ERROR");
+    assert_eq!(e.status(), Some(404));
+    assert!(e.to_string().contains("Not Found"), "{e}");
+}
+
 #[test]
 fn every_shared_scenario_has_a_rust_test() {
     let list: Value = serde_json::from_str(include_str!("../../tests/scenarios.json")).unwrap();

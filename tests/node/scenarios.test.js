@@ -994,4 +994,28 @@ scenario('reasoning_raw_by_default_untouched', () =>
     const { content, reasoning } = await streamParts('mock-minimax');
     assert.equal(content, raw);
     assert.equal(reasoning, '');
+// ---------------------------------------------------------------- models list
+
+scenario('models_list_returns_gateway_json', () =>
+  inEnv(async () => {
+    const free = await llm.listModels({ timeoutMs: 5000 });
+    assert.equal(free.object, 'list');
+    const ids = free.data.map((m) => m.id);
+    assert.ok(ids.includes('qwen-plus') && ids.includes('text-embedding-v4'), ids.join(','));
+    const log = await gw.requests();
+    const req = log.filter((r) => r.path === '/v1/models').pop();
+    assert.equal(req.method, 'GET');
+    assert.equal(req.headers.authorization, 'Bearer <redacted>');
+    assert.equal(req.body, null);
+    const client = llm.createClient();
+    assert.deepEqual((await client.listModels()).data.map((m) => m.id), ids);
+  }));
+
+scenario('models_404_is_http_error', () =>
+  inEnv(async () => {
+    const e = await rejection(llm.listModels({ maxRetries: 2, headers: { 'x-mock-scenario': 'err-notfound' } }));
+    assert.ok(e instanceof llm.LLMClientError);
+    assert.equal(e.code, 'LLM_HTTP_ERROR');
+    assert.equal(e.status, 404);
+    assert.match(e.message, /Not Found/);
   }));

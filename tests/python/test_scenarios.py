@@ -4,6 +4,7 @@ Rust and Node suites (`test_<name>`). test_every_scenario_has_a_python_test keep
 from __future__ import annotations
 
 import ast
+import asyncio
 import json
 import logging
 import socket
@@ -26,6 +27,7 @@ from claw_llm import (
     ConfigError,
     InternalServerError,
     LLMClientError,
+    NotFoundError,
     RateLimitError,
     StreamError,
 )
@@ -947,3 +949,31 @@ def test_reasoning_raw_by_default_untouched(gateway):
         pieces, reasoning = stream_parts(stream)
     assert "".join(pieces) == raw
     assert reasoning == ""
+# --- models list ---------------------------------------------------------------------------
+
+
+def test_models_list_returns_gateway_json(gateway):
+    free = claw_llm.list_models(timeout_ms=5000)
+    assert free["object"] == "list"
+    ids = [m["id"] for m in free["data"]]
+    assert "qwen-plus" in ids and "text-embedding-v4" in ids
+    req = [r for r in gateway.requests() if r["path"] == "/v1/models"][-1]
+    assert req["method"] == "GET"
+    assert req["headers"]["authorization"] == "Bearer <redacted>"
+    assert req["body"] is None
+    client = claw_llm.Client()
+    assert [m["id"] for m in client.list_models()["data"]] == ids
+
+    async def both():
+        return await claw_llm.alist_models(), await client.alist_models()
+
+    a, b = asyncio.run(both())
+    assert [m["id"] for m in a["data"]] == ids == [m["id"] for m in b["data"]]
+
+
+def test_models_404_is_http_error(gateway):
+    with pytest.raises(NotFoundError) as info:
+        claw_llm.list_models(max_retries=2, headers={"x-mock-scenario": "err-notfound"})
+    assert info.value.code == "LLM_HTTP_ERROR"
+    assert info.value.status == 404
+    assert "Not Found" in str(info.value)

@@ -94,6 +94,8 @@ __all__ = [
     "aembed",
     "embed_vectors",
     "aembed_vectors",
+    "list_models",
+    "alist_models",
     "Client",
     "Stream",
     "AsyncStream",
@@ -102,7 +104,7 @@ __all__ = [
 
 _native._install(_from_native, _emit)
 
-_CHAT, _EMBED, _VECTORS = 0, 1, 2
+_CHAT, _EMBED, _VECTORS, _MODELS = 0, 1, 2, 3
 _encode = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 _loads = json.loads
 
@@ -382,6 +384,39 @@ async def _aembed(client, kind, model, input, dimensions, timeout_ms, max_retrie
     return await _submit(lambda n: _native.start(n, client, model, payload, kind))
 
 
+def _models(client, timeout_ms, max_retries, headers):
+    return _native.call(client, None, _payload("input", None, {}, timeout_ms, max_retries, None, headers), _MODELS)
+
+
+async def _amodels(client, timeout_ms, max_retries, headers):
+    payload = _payload("input", None, {}, timeout_ms, max_retries, None, headers)
+    return await _submit(lambda n: _native.start(n, client, None, payload, _MODELS))
+
+
+def list_models(
+    *,
+    timeout_ms: float | None = None,
+    max_retries: int | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """Lists the gateway's models (``GET {base}/models``, same URL rules as chat) and returns
+    its JSON as is, e.g. ``{"object": "list", "data": [{"id": "qwen-plus", ...}]}``::
+
+        ids = [m["id"] for m in claw_llm.list_models()["data"]]
+    """
+    return _models(None, timeout_ms, max_retries, headers)
+
+
+async def alist_models(
+    *,
+    timeout_ms: float | None = None,
+    max_retries: int | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> dict[str, Any]:
+    """The asyncio form of :func:`list_models`."""
+    return await _amodels(None, timeout_ms, max_retries, headers)
+
+
 def call_specific_model(
     model: str | None,
     messages: Messages,
@@ -659,6 +694,26 @@ class Client:
         return await _achat(
             self._native, model, messages, timeout_ms, max_retries, idle_timeout_ms, headers, stream, params
         )
+
+    def list_models(
+        self,
+        *,
+        timeout_ms: float | None = None,
+        max_retries: int | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """See :func:`claw_llm.list_models`."""
+        return _models(self._native, timeout_ms, max_retries, headers)
+
+    async def alist_models(
+        self,
+        *,
+        timeout_ms: float | None = None,
+        max_retries: int | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """See :func:`claw_llm.alist_models`."""
+        return await _amodels(self._native, timeout_ms, max_retries, headers)
 
     def embed(
         self,

@@ -27,6 +27,8 @@ from ._errors import (
 
 __version__: str
 __all__ = [
+    "list_models",
+    "alist_models",
     "call_specific_model",
     "acall_specific_model",
     "embed",
@@ -170,6 +172,18 @@ async def acall_specific_model(
     **params: Any,
 ) -> dict[str, Any] | AsyncStream: ...
 
+def list_models(
+    *,
+    timeout_ms: float | None = None,
+    max_retries: int | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> dict[str, Any]: ...
+async def alist_models(
+    *,
+    timeout_ms: float | None = None,
+    max_retries: int | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> dict[str, Any]: ...
 def embed(
     model: str | None,
     input: str | Sequence[str],
@@ -330,6 +344,20 @@ class Client:
         stream: bool,
         **params: Any,
     ) -> dict[str, Any] | AsyncStream: ...
+    def list_models(
+        self,
+        *,
+        timeout_ms: float | None = None,
+        max_retries: int | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]: ...
+    async def alist_models(
+        self,
+        *,
+        timeout_ms: float | None = None,
+        max_retries: int | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]: ...
     def embed(
         self,
         model: str | None,

@@ -33,6 +33,7 @@ def call(client: NativeClient | None, model: Any, payload: str, kind: int) -> di
     """Runs a request synchronously (GIL released, Ctrl-C cancels). ``kind``: 0 chat,
     1 embeddings, 2 embedding vectors. ``payload``: JSON object of messages/input and options."""
 
+def doctor(args: list[str], env: dict[str, str]) -> dict[str, Any]: ...
 def start(notifier: Notifier, client: NativeClient | None, model: Any, payload: str, kind: int) -> Handle:
     """Starts a request for asyncio; the outcome arrives through ``notifier``."""
 

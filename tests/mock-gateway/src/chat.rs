@@ -115,12 +115,80 @@ pub fn payload_for(
         };
         return Ok(Payload::Stream(stream::normal_events(ctx, &tokens, "\n")));
     }
-    let content = mem0_content.unwrap_or_else(|| echo_content(ctx));
+    if mem0_content.is_none() && allow_mem0 && spec.name != "no-tools" {
+        if let Some(name) = forced_tool(ctx) {
+            return Ok(Payload::Body(Response::new(
+                200,
+                "application/json",
+                tool_call_body(ctx, &name),
+            )));
+        }
+    }
+    let content = match mem0_content {
+        Some(c) => c,
+        None if allow_mem0 && spec.name != "no-json-mode" && wants_json_object(ctx) => {
+            json!({"echo": ctx.messages().last().map(content_text).unwrap_or_default()}).to_string()
+        }
+        None => echo_content(ctx),
+    };
     Ok(Payload::Body(Response::new(
         200,
         "application/json",
         completion_body(ctx, &content),
     )))
+}
+
+/// Whether the request asks for `response_format: {"type": "json_object"}` and its last message
+/// says "JSON" (OpenAI refuses JSON mode without that word; the mock answers JSON only then, so
+/// a prompt without it keeps the plain echo).
+fn wants_json_object(ctx: &Ctx<'_>) -> bool {
+    let asked = ctx
+        .body
+        .as_ref()
+        .and_then(|b| b.pointer("/response_format/type"))
+        .and_then(Value::as_str)
+        == Some("json_object");
+    asked
+        && ctx
+            .messages()
+            .last()
+            .is_some_and(|m| content_text(m).contains("JSON"))
+}
+
+/// The function a request forces with `tool_choice: {"type":"function","function":{"name":…}}`
+/// (when that function is among its `tools`).
+fn forced_tool(ctx: &Ctx<'_>) -> Option<String> {
+    let body = ctx.body.as_ref()?;
+    let name = body.pointer("/tool_choice/function/name")?.as_str()?;
+    let listed = body
+        .get("tools")?
+        .as_array()?
+        .iter()
+        .any(|t| t.pointer("/function/name").and_then(Value::as_str) == Some(name));
+    listed.then(|| name.to_string())
+}
+
+/// A completion that calls `name` with `{}`.
+fn tool_call_body(ctx: &Ctx<'_>, name: &str) -> String {
+    let prompt = prompt_tokens(ctx);
+    json!({
+        "id": format!("chatcmpl-mock-{}", ctx.n),
+        "object": "chat.completion",
+        "created": now_secs(),
+        "model": ctx.model(),
+        "choices": [{
+            "index": 0,
+            "message": {"role": "assistant", "content": null, "tool_calls": [{
+                "id": format!("call_mock_{}", ctx.n),
+                "type": "function",
+                "function": {"name": name, "arguments": "{}"}
+            }]},
+            "finish_reason": "tool_calls"
+        }],
+        "usage": {"prompt_tokens": prompt, "completion_tokens": 1, "total_tokens": prompt + 1},
+        "mock_echo": ctx.echo()
+    })
+    .to_string()
 }
 
 /// The explicit `mem0` scenario: always answers as mem0's LLM would.

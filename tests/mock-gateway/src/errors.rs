@@ -19,6 +19,19 @@ pub fn oneapi_invalid_token(status: u16) -> Response {
     )
 }
 
+/// OneAPI's invalid-token error as its Chinese build words it (`无效的令牌`).
+pub fn oneapi_invalid_token_cn(status: u16) -> Response {
+    Response::json(
+        status,
+        &json!({"error": {
+            "message": "无效的令牌 (request id: 2026120122000000001)",
+            "type": "one_api_error",
+            "code": "",
+            "param": ""
+        }}),
+    )
+}
+
 /// The answer of an `err-*`, `ok-error` or `ok-html` spec.
 pub fn response(spec: &Spec) -> Result<Response, String> {
     let resp = match spec.name.as_str() {
@@ -75,6 +88,11 @@ pub fn response(spec: &Spec) -> Result<Response, String> {
                 "code": "overloaded"
             }}),
         ),
+        "err-retryerror" => Response::json(
+            500,
+            &json!({"detail": "RetryError[<Future at 0x7f3a2c1d9e50 state=finished raised APIConnectionError>]"}),
+        ),
+        "err-notfound" => Response::json(404, &json!({"detail": "Not Found"})),
         "ok-html" => Response::new(
             200,
             "text/html",

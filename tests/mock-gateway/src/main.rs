@@ -10,6 +10,7 @@ mod hostile;
 mod http;
 mod mem0;
 mod providers;
+mod models;
 mod scenario;
 mod state;
 mod stream;
@@ -253,15 +254,27 @@ async fn reject(conn: &mut Conn, state: &State, status: u16, message: &str) {
     let _ = conn.write_all(&bytes).await;
 }
 
-/// Which route a path is, ignoring any prefix and one trailing slash.
-fn route_of(path: &str) -> Option<Route> {
+/// Which route a request is, ignoring any prefix and one trailing slash.
+fn route_of(method: &str, path: &str) -> Option<Route> {
     let path = path.strip_suffix('/').unwrap_or(path);
-    if path.ends_with("/chat/completions") || path.ends_with("/chat") {
-        Some(Route::Chat)
-    } else if path.ends_with("/embeddings") {
-        Some(Route::Embeddings)
-    } else {
-        None
+    match method {
+        "POST" if path.ends_with("/chat/completions") || path.ends_with("/chat") => {
+            Some(Route::Chat)
+        }
+        "POST" if path.ends_with("/embeddings") => Some(Route::Embeddings),
+        "GET" if path.ends_with("/models") => Some(Route::Models),
+        _ => None,
+    }
+}
+
+/// Splits a `/__gw/<spec>` prefix off a path: `(Some(spec), rest)`, or `(None, path)`.
+pub(crate) fn split_gateway(path: &str) -> (Option<&str>, &str) {
+    let Some(rest) = path.strip_prefix("/__gw/") else {
+        return (None, path);
+    };
+    match rest.find('/') {
+        Some(i) => (Some(&rest[..i]), &rest[i..]),
+        None => (Some(rest), ""),
     }
 }
 
@@ -272,11 +285,8 @@ async fn handle(conn: &mut Conn, state: &State, req: &Request) -> After {
         state.log_request(state.describe(req));
     }
     let body = serde_json::from_slice(&req.body).ok();
-    let route = if req.method == "POST" {
-        route_of(&req.path)
-    } else {
-        None
-    };
+    let (gateway, api_path) = split_gateway(&req.path);
+    let route = route_of(&req.method, api_path);
     let mut ctx = Ctx {
         state,
         req,
@@ -302,7 +312,7 @@ async fn handle(conn: &mut Conn, state: &State, req: &Request) -> After {
     let Some(route) = route else {
         return scenario::send(conn, &ctx, &not_found(&req.path)).await;
     };
-    match scenario::choose(req, ctx.body.as_ref(), route) {
+    match scenario::choose(req, ctx.body.as_ref(), route, gateway) {
         Ok((spec, source)) => {
             ctx.source = source;
             scenario::dispatch(conn, &ctx, &spec).await

@@ -14,6 +14,12 @@ const SCENARIOS: &[(&str, &[&str])] = &[
     ("embed", &["dims"]),
     ("dashscope-embed", &["limit", "ms", "key", "dims"]),
     ("minimax", &["chunk", "fence"]),
+    ("models", &[]),
+    ("strict", &["tokens"]),
+    ("no-json-mode", &["tokens"]),
+    ("no-tools", &["tokens"]),
+    ("err-retryerror", &[]),
+    ("err-notfound", &[]),
     ("mem0", &[]),
     ("auth", &["tokens"]),
     ("slow", &["ms", "tokens"]),
@@ -181,18 +187,28 @@ impl Spec {
 pub enum Route {
     Chat,
     Embeddings,
+    /// `GET …/models`
+    Models,
 }
 
 /// How a spec was chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Source {
     Header,
+    /// The path's `/__gw/<spec>` prefix: the whole gateway behaves that way.
+    Gateway,
     Model,
     Default,
 }
 
-/// Chooses the scenario: header `x-mock-scenario`, then a `mock-` model, then the default.
-pub fn choose(req: &Request, body: Option<&Value>, route: Route) -> Result<(Spec, Source), String> {
+/// Chooses the scenario: header `x-mock-scenario`, then a `mock-` model, then the gateway
+/// prefix `/__gw/<spec>` of the path (`gateway`), then the default.
+pub fn choose(
+    req: &Request,
+    body: Option<&Value>,
+    route: Route,
+    gateway: Option<&str>,
+) -> Result<(Spec, Source), String> {
     if let Some(header) = req.header("x-mock-scenario") {
         if !header.trim().is_empty() {
             return Ok((Spec::parse(header)?, Source::Header));
@@ -202,6 +218,9 @@ pub fn choose(req: &Request, body: Option<&Value>, route: Route) -> Result<(Spec
         if let Some(spec) = model.strip_prefix("mock-") {
             return Ok((Spec::parse(spec)?, Source::Model));
         }
+    }
+    if let Some(spec) = gateway {
+        return Ok((Spec::parse(spec)?, Source::Gateway));
     }
     if route == Route::Embeddings {
         let model = body.and_then(|b| b.get("model")).and_then(Value::as_str);
@@ -213,6 +232,7 @@ pub fn choose(req: &Request, body: Option<&Value>, route: Route) -> Result<(Spec
     let default = match route {
         Route::Chat => "ok",
         Route::Embeddings => "embed",
+        Route::Models => "models",
     };
     Ok((Spec::parse(default)?, Source::Default))
 }
@@ -258,7 +278,7 @@ impl Ctx<'_> {
             .and_then(Value::as_str)
             .unwrap_or(match self.route {
                 Route::Chat => "mock-model",
-                Route::Embeddings => "mock-embedding",
+                Route::Embeddings | Route::Models => "mock-embedding",
             })
             .to_string()
     }
@@ -272,6 +292,11 @@ impl Ctx<'_> {
                 .and_then(|b| b.get("stream"))
                 .and_then(Value::as_bool)
                 .unwrap_or(false)
+    }
+
+    /// The request path without the `/__gw/<spec>` prefix.
+    pub fn api_path(&self) -> &str {
+        crate::split_gateway(&self.req.path).1
     }
 
     /// The `messages` array (empty when absent).
@@ -322,10 +347,17 @@ async fn run(conn: &mut Conn, ctx: &Ctx<'_>, spec: &Spec) -> Result<After, Strin
         let resp = errors::response(spec)?;
         return Ok(send(conn, ctx, &resp).await);
     }
+    if let Some(after) = gateway_wide(conn, ctx, spec).await? {
+        return Ok(after);
+    }
     match name {
         // An explicitly chosen `ok` always echoes; the default one answers mem0 prompts too.
-        "ok" => {
-            let payload = chat::payload(ctx, spec, ctx.source == Source::Default)?;
+        "ok" | "no-json-mode" | "no-tools" => {
+            let payload = chat::payload(
+                ctx,
+                spec,
+                ctx.source != Source::Header && ctx.source != Source::Model,
+            )?;
             Ok(chat::deliver(conn, ctx, payload).await)
         }
         "embed" if spec.get("dims").is_some() => {
@@ -388,6 +420,46 @@ async fn run(conn: &mut Conn, ctx: &Ctx<'_>, spec: &Spec) -> Result<After, Strin
         }
         other => Err(format!("mock scenario {other:?} is not implemented")),
     }
+}
+
+/// The scenarios that describe a whole gateway (and so also answer `GET …/models`): `models`,
+/// and `strict` (OneAPI: the key is checked on every route, a path without `/v1/` gets the web
+/// UI's HTML page with 200); `None` lets the scenario table answer.
+async fn gateway_wide(
+    conn: &mut Conn,
+    ctx: &Ctx<'_>,
+    spec: &Spec,
+) -> Result<Option<After>, String> {
+    let name = spec.name.as_str();
+    if name == "strict" {
+        if !ctx.state.key_matches(ctx.req.header("authorization")) {
+            return Ok(Some(
+                send(conn, ctx, &errors::oneapi_invalid_token_cn(401)).await,
+            ));
+        }
+        if !ctx.api_path().contains("/v1/") {
+            let page = errors::response(&Spec::parse("ok-html")?)?;
+            return Ok(Some(send(conn, ctx, &page).await));
+        }
+    }
+    if ctx.route == Route::Models
+        && matches!(
+            name,
+            "ok" | "models" | "strict" | "no-json-mode" | "no-tools" | "auth"
+        )
+    {
+        if name == "auth" && !ctx.state.key_matches(ctx.req.header("authorization")) {
+            return Ok(Some(
+                send(conn, ctx, &errors::oneapi_invalid_token(401)).await,
+            ));
+        }
+        return Ok(Some(send(conn, ctx, &crate::models::list()).await));
+    }
+    if name == "strict" {
+        let payload = chat::payload(ctx, spec, true)?;
+        return Ok(Some(chat::deliver(conn, ctx, payload).await));
+    }
+    Ok(None)
 }
 
 #[cfg(test)]
@@ -465,18 +537,24 @@ mod tests {
             &request(&[("x-mock-scenario", "hang")]),
             Some(&body),
             Route::Chat,
+            Some("strict"),
         )
         .unwrap();
         assert_eq!((spec.name.as_str(), source), ("hang", Source::Header));
 
-        let (spec, source) = choose(&request(&[]), Some(&body), Route::Chat).unwrap();
+        let (spec, source) = choose(&request(&[]), Some(&body), Route::Chat, None).unwrap();
         assert_eq!((spec.name.as_str(), source), ("err-quota", Source::Model));
 
         let plain = json!({"model": "gpt-4o"});
-        let (spec, source) = choose(&request(&[]), Some(&plain), Route::Chat).unwrap();
+        let (spec, source) = choose(&request(&[]), Some(&plain), Route::Chat, None).unwrap();
         assert_eq!((spec.name.as_str(), source), ("ok", Source::Default));
-        let (spec, _) = choose(&request(&[]), None, Route::Embeddings).unwrap();
+        let (spec, _) = choose(&request(&[]), None, Route::Embeddings, None).unwrap();
         assert_eq!(spec.name, "embed");
+        let (spec, source) =
+            choose(&request(&[]), Some(&plain), Route::Chat, Some("no-tools")).unwrap();
+        assert_eq!((spec.name.as_str(), source), ("no-tools", Source::Gateway));
+        let (spec, _) = choose(&request(&[]), None, Route::Models, None).unwrap();
+        assert_eq!(spec.name, "models");
     }
 
     #[test]
@@ -485,6 +563,7 @@ mod tests {
             &request(&[]),
             Some(&json!({"model": "mock-flaky:fails=2,status=429"})),
             Route::Chat,
+            None,
         )
         .unwrap();
         assert_eq!(spec.raw, "flaky:fails=2,status=429");
