@@ -112,7 +112,7 @@ pub fn doctor<'e>(
     args_json: String,
     env_json: String,
 ) -> napi::Result<PromiseRaw<'e, String>> {
-    env.spawn_future(error::guard(async move {
+    runtime::promise(env, error::guard(async move {
         let args: Vec<String> = serde_json::from_str(&args_json).unwrap_or_default();
         let vars: std::collections::HashMap<String, String> =
             serde_json::from_str(&env_json).unwrap_or_default();

@@ -44,6 +44,7 @@ impl Kind {
         match self {
             Kind::Chat => "a chat completion",
             Kind::Embeddings => "an embeddings response",
+            Kind::Models => "a list of models",
         }
     }
 }

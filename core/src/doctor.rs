@@ -597,6 +597,7 @@ async fn network_step(
             let err = Error::Timeout {
                 timeout_ms: limit.as_millis() as u64,
                 attempts: 1,
+                last: None,
             };
             r.fail(
                 "network",
@@ -815,7 +816,7 @@ async fn embeddings_step(r: &mut Run, client: &Client, cfg: &Config, opts: CallO
         Ok(v) => {
             let size = v["data"][0]["embedding"].as_array().map_or(0, |e| e.len());
             let dims = cfg.embedding_dims();
-            let batch = "one request per call";
+            let batch = crate::batch::batch_size(&model, None, cfg.embedding_batch_size());
             match dims {
                 Some(d) if d as usize != size => r.step(
                     "embeddings",
@@ -873,7 +874,7 @@ pub fn diagnose(e: &Error, proxy: Option<&(String, String)>) -> Option<Finding> 
                 None
             }
         }
-        Error::Stream { message, .. } if message.contains("before any event") || message.contains("truncated") => f(
+        Error::Stream { message, .. } if (message.contains("before any event") || message.contains("before sending any event")) || message.contains("truncated") => f(
             "stream_cut_after_head",
             "the stream closes after its head: a proxy or the gateway cuts or buffers SSE — disable buffering for text/event-stream".into(),
         ),
@@ -949,8 +950,9 @@ mod tests {
         };
         assert_eq!(id(html), Some("base_url_lacks_v1"));
         let cut = Error::Stream {
-            message: "the gateway closed the stream before any event".into(),
+            message: "the gateway closed the stream before sending any event (its upstream probably failed)".into(),
             request_id: None,
+            frame: None,
         };
         assert_eq!(id(cut), Some("stream_cut_after_head"));
         let refused = Error::Connection {
