@@ -112,13 +112,16 @@ pub fn doctor<'e>(
     args_json: String,
     env_json: String,
 ) -> napi::Result<PromiseRaw<'e, String>> {
-    runtime::promise(env, error::guard(async move {
-        let args: Vec<String> = serde_json::from_str(&args_json).unwrap_or_default();
-        let vars: std::collections::HashMap<String, String> =
-            serde_json::from_str(&env_json).unwrap_or_default();
-        let (output, code) = claw_llm::doctor::main(&args, |n| vars.get(n).cloned()).await;
-        Ok(serde_json::json!({"output": output, "code": code}).to_string())
-    }))
+    runtime::promise(
+        env,
+        error::guard(async move {
+            let args: Vec<String> = serde_json::from_str(&args_json).unwrap_or_default();
+            let vars: std::collections::HashMap<String, String> =
+                serde_json::from_str(&env_json).unwrap_or_default();
+            let (output, code) = claw_llm::doctor::main(&args, |n| vars.get(n).cloned()).await;
+            Ok(serde_json::json!({"output": output, "code": code}).to_string())
+        }),
+    )
 }
 
 /// Log lines written since the last drain (`None` when there are none).
