@@ -994,6 +994,8 @@ scenario('reasoning_raw_by_default_untouched', () =>
     const { content, reasoning } = await streamParts('mock-minimax');
     assert.equal(content, raw);
     assert.equal(reasoning, '');
+  }));
+
 // ---------------------------------------------------------------- models list
 
 scenario('models_list_returns_gateway_json', () =>
