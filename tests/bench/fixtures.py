@@ -66,14 +66,15 @@ def stream() -> bytes:
     return "".join(out).encode()
 
 
-def embedding() -> bytes:
+def embedding(n: int = 1) -> bytes:
+    """An embeddings answer with `n` vectors (the batch routes answer 10 or 100 at once)."""
     rng = random.Random(1024)
     vec = [rng.gauss(0.0, 0.03) for _ in range(DIMS)]
     body = {
         "object": "list",
-        "data": [{"object": "embedding", "index": 0, "embedding": vec}],
+        "data": [{"object": "embedding", "index": i, "embedding": vec} for i in range(n)],
         "model": "bench-embed",
-        "usage": {"prompt_tokens": 2, "total_tokens": 2},
+        "usage": {"prompt_tokens": 2 * n, "total_tokens": 2 * n},
     }
     return json.dumps(body, separators=(",", ":")).encode()
 
@@ -84,6 +85,9 @@ def main() -> None:
         "v1/chat/completions": chat_completion(),
         "stream/v1/chat/completions": stream(),
         "v1/embeddings": embedding(),
+        # Batches of 10 (DashScope's text-embedding-v4 limit) and of 100 (a user's own loop).
+        "b10/v1/embeddings": embedding(10),
+        "b100/v1/embeddings": embedding(100),
     }
     for rel, data in files.items():
         p = root / rel
