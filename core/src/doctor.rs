@@ -737,72 +737,78 @@ async fn stream_step(r: &mut Run, client: &Client, model: &str, opts: CallOption
     );
 }
 
-async fn json_mode_step(r: &mut Run, client: &Client, model: &str, opts: CallOptions) {
+/// What one feature probe asks and how it reads the answer.
+struct Probe {
+    step: &'static str,
+    prompt: &'static str,
+    params: Value,
+    /// The fact key recorded as true/false.
+    fact: &'static str,
+    /// The summary when the feature came through, from the answer; `None` when it was dropped.
+    seen: fn(&Value) -> Option<String>,
+    dropped: &'static str,
+    dropped_fix: &'static str,
+    rejected_fix: &'static str,
+}
+
+/// Sends one probe call and reports whether the gateway passed the feature through, dropped
+/// it silently, or rejected it.
+async fn probe_step(r: &mut Run, client: &Client, model: &str, opts: CallOptions, p: Probe) {
     let res = client
-        .call_specific_model(
-            model,
-            msgs("Answer with a JSON object {\"ok\": true} and nothing else. JSON only."),
-            params(json!({"response_format": {"type": "json_object"}, "max_tokens": 32})),
-            opts,
-        )
+        .call_specific_model(model, msgs(p.prompt), params(p.params), opts)
         .await;
     match res {
-        Ok(v) => {
-            let content = v["choices"][0]["message"]["content"].as_str().unwrap_or("");
-            let honoured =
-                serde_json::from_str::<Value>(content.trim()).is_ok_and(|j| j.is_object());
-            if honoured {
-                r.step(
-                    "json_mode",
-                    Status::Ok,
-                    "response_format json_object honoured (the answer is a JSON object)".into(),
-                    None,
-                    json!({"honoured": true}),
-                );
-            } else {
-                r.step("json_mode", Status::Fail, "response_format json_object dropped: the answer is not a JSON object".into(),
-                    Some("do not rely on response_format with this gateway; ask for JSON in the prompt and parse defensively".into()), json!({"honoured": false}));
-            }
-        }
-        Err(e) => r.fail(
-            "json_mode",
-            e,
-            "the gateway rejects response_format; leave it out for this gateway".into(),
-            json!({}),
-        ),
+        Ok(v) => match (p.seen)(&v) {
+            Some(summary) => r.step(p.step, Status::Ok, summary, None, json!({ p.fact: true })),
+            None => r.step(
+                p.step,
+                Status::Fail,
+                p.dropped.into(),
+                Some(p.dropped_fix.into()),
+                json!({ p.fact: false }),
+            ),
+        },
+        Err(e) => r.fail(p.step, e, p.rejected_fix.into(), json!({})),
     }
+}
+
+async fn json_mode_step(r: &mut Run, client: &Client, model: &str, opts: CallOptions) {
+    let probe = Probe {
+        step: "json_mode",
+        prompt: "Answer with a JSON object {\"ok\": true} and nothing else. JSON only.",
+        params: json!({"response_format": {"type": "json_object"}, "max_tokens": 32}),
+        fact: "honoured",
+        seen: |v| {
+            let content = v["choices"][0]["message"]["content"].as_str().unwrap_or("");
+            serde_json::from_str::<Value>(content.trim())
+                .is_ok_and(|j| j.is_object())
+                .then(|| "response_format json_object honoured (the answer is a JSON object)".into())
+        },
+        dropped: "response_format json_object dropped: the answer is not a JSON object",
+        dropped_fix: "do not rely on response_format with this gateway; ask for JSON in the prompt and parse defensively",
+        rejected_fix: "the gateway rejects response_format; leave it out for this gateway",
+    };
+    probe_step(r, client, model, opts, probe).await
 }
 
 async fn tools_step(r: &mut Run, client: &Client, model: &str, opts: CallOptions) {
     let tool = json!({"type": "function", "function": {"name": "claw_doctor_ping", "description": "Answers pong.", "parameters": {"type": "object", "properties": {}}}});
-    let res = client
-        .call_specific_model(model, msgs("Call the claw_doctor_ping tool."), params(json!({"tools": [tool], "tool_choice": {"type": "function", "function": {"name": "claw_doctor_ping"}}, "max_tokens": 32})), opts)
-        .await;
-    match res {
-        Ok(v) => {
+    let probe = Probe {
+        step: "tools",
+        prompt: "Call the claw_doctor_ping tool.",
+        params: json!({"tools": [tool], "tool_choice": {"type": "function", "function": {"name": "claw_doctor_ping"}}, "max_tokens": 32}),
+        fact: "passed_through",
+        seen: |v| {
             let calls = v["choices"][0]["message"]["tool_calls"]
                 .as_array()
                 .map_or(0, |c| c.len());
-            if calls > 0 {
-                r.step(
-                    "tools",
-                    Status::Ok,
-                    format!("tool calling passed through ({calls} tool call)"),
-                    None,
-                    json!({"passed_through": true}),
-                );
-            } else {
-                r.step("tools", Status::Fail, "tools dropped: a forced tool_choice came back without tool_calls".into(),
-                    Some("this gateway (or model) does not do tool calling; use another model or gateway for tools".into()), json!({"passed_through": false}));
-            }
-        }
-        Err(e) => r.fail(
-            "tools",
-            e,
-            "the gateway rejects tools for this model".into(),
-            json!({}),
-        ),
-    }
+            (calls > 0).then(|| format!("tool calling passed through ({calls} tool call)"))
+        },
+        dropped: "tools dropped: a forced tool_choice came back without tool_calls",
+        dropped_fix: "this gateway (or model) does not do tool calling; use another model or gateway for tools",
+        rejected_fix: "the gateway rejects tools for this model",
+    };
+    probe_step(r, client, model, opts, probe).await
 }
 
 async fn embeddings_step(r: &mut Run, client: &Client, cfg: &Config, opts: CallOptions) {
