@@ -2,10 +2,17 @@
 // `prepack` of claw-llm-client and of every npm/<platform> package: refuses to pack a package
 // that would fail at require time.
 //   npm/<platform>: its .node file (package.json "main") must be there; LICENSE is copied in.
-//   claw-llm-client (repository root): every optional dependency must be an npm/<platform>
-//   package of the same version, and the binary of this machine's platform must be built into
-//   its npm/<platform> directory (scripts/package does that). CLAW_LLM_PACK_ALL=1 (the release
-//   workflow) requires the binaries of every platform.
+//   claw-llm-client (repository root): its optionalDependencies must name exactly the
+//   npm/<platform> packages, at the package's version, and the binary of this machine's platform
+//   must be built into its npm/<platform> directory (scripts/package does that).
+//   CLAW_LLM_PACK_ALL=1 (the release workflow) requires the binaries of every platform.
+//
+// The repository's package.json lists no optionalDependencies: the platform packages are not on
+// the registry until the first release, and `npm ci` cannot lock a package that does not exist
+// (nor should a development install fetch whatever a stranger publishes under those names).
+// They are written into package.json only when a package is made: by `napi prepublish`
+// (prepublishOnly, on `npm publish`) or by `node npm/prepack.js --write-optional-deps`
+// (scripts/package, which restores package.json afterwards).
 const fs = require('node:fs');
 const path = require('node:path');
 
@@ -34,20 +41,49 @@ function hostPlatform() {
   return `${platform}-${arch}`;
 }
 
-if (pkg.napi) {
+// The platform packages, from npm/<platform>/package.json: { platform, name, version, dir }.
+function platformPackages() {
   const prefix = `${pkg.name}-`;
-  const platforms = Object.keys(pkg.optionalDependencies || {}).map((name) => {
-    if (!name.startsWith(prefix)) fail(`optional dependency ${name} is not a platform package`);
-    const platform = name.slice(prefix.length);
-    const dir = path.join(NPM_DIR, platform);
-    if (!fs.existsSync(path.join(dir, 'package.json'))) fail(`npm/${platform}/package.json is missing`);
-    const { platformPkg, file } = binaryOf(dir);
-    const wanted = pkg.optionalDependencies[name];
-    if (platformPkg.name !== name || platformPkg.version !== pkg.version || wanted !== pkg.version) {
-      fail(`${name}: npm/${platform} is ${platformPkg.name}@${platformPkg.version}, ` +
+  return fs.readdirSync(NPM_DIR).sort()
+    .filter((platform) => fs.existsSync(path.join(NPM_DIR, platform, 'package.json')))
+    .map((platform) => {
+      const dir = path.join(NPM_DIR, platform);
+      const { platformPkg } = binaryOf(dir);
+      if (platformPkg.name !== `${prefix}${platform}`) {
+        fail(`npm/${platform}/package.json is ${platformPkg.name}, expected ${prefix}${platform}`);
+      }
+      return { platform, name: platformPkg.name, version: platformPkg.version, dir };
+    });
+}
+
+function expectedOptionalDeps() {
+  const deps = {};
+  for (const p of platformPackages()) deps[p.name] = pkg.version;
+  return deps;
+}
+
+if (pkg.napi && process.argv[2] === '--write-optional-deps') {
+  pkg.optionalDependencies = expectedOptionalDeps();
+  fs.writeFileSync(path.join(cwd, 'package.json'), `${JSON.stringify(pkg, null, 2)}\n`);
+} else if (pkg.napi) {
+  const packages = platformPackages();
+  const deps = pkg.optionalDependencies || {};
+  if (Object.keys(deps).length === 0) {
+    fail('package.json lists no optionalDependencies (the platform packages): `npm publish` writes ' +
+      'them (prepublishOnly runs napi prepublish), scripts/package writes them with ' +
+      '`node npm/prepack.js --write-optional-deps`');
+  }
+  for (const name of Object.keys(deps)) {
+    if (!packages.some((p) => p.name === name)) fail(`optional dependency ${name} is not a platform package`);
+  }
+  const platforms = packages.map(({ platform, name, version, dir }) => {
+    const wanted = deps[name];
+    if (wanted === undefined) fail(`optionalDependencies lack the platform package ${name}`);
+    if (version !== pkg.version || wanted !== pkg.version) {
+      fail(`${name}: npm/${platform} is ${name}@${version}, ` +
         `optionalDependencies ask for ${wanted}, the package is ${pkg.version}`);
     }
-    return { platform, file };
+    return { platform, file: binaryOf(dir).file };
   });
   if (platforms.length === 0) fail('no platform packages in optionalDependencies');
   const required = process.env.CLAW_LLM_PACK_ALL === '1'

@@ -5,7 +5,7 @@
 
 const { test } = require('node:test');
 const assert = require('node:assert/strict');
-const { execFileSync, spawnSync } = require('node:child_process');
+const { spawnSync } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -75,7 +75,16 @@ test('one version: the workspace Cargo.toml, package.json, every platform packag
     assert.ok(p.files.includes(p.main) && p.files.includes('LICENSE'), `npm/${platform} files`);
     expectedDeps[p.name] = version;
   }
-  assert.deepEqual(PKG.optionalDependencies, expectedDeps, 'optionalDependencies');
+  // The repository's package.json names no platform packages (npm ci cannot lock packages that
+  // are not on the registry); a package made from it does: prepack writes them, like napi prepublish.
+  assert.equal(PKG.optionalDependencies, undefined, 'no optionalDependencies in the repository');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'claw-deps-'));
+  try {
+    packagingCopy(dir);
+    assert.deepEqual(readJsonAt(dir, 'package.json').optionalDependencies, expectedDeps, 'written optionalDependencies');
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
   const pyproject = fs.readFileSync(path.join(ROOT, 'pyproject.toml'), 'utf8');
   assert.match(pyproject, /^dynamic = \["version"\]$/m, 'pyproject.toml takes the version from Cargo.toml');
   assert.doesNotMatch(pyproject.split('[project.urls]')[0], /^version\s*=/m, 'no second version in pyproject.toml');
@@ -182,7 +191,11 @@ function packagingCopy(dir) {
     fs.mkdirSync(path.join(dir, 'npm', platform));
     fs.copyFileSync(path.join(ROOT, 'npm', platform, 'package.json'), path.join(dir, 'npm', platform, 'package.json'));
   }
+  const r = spawnSync(process.execPath, [path.join(dir, 'npm', 'prepack.js'), '--write-optional-deps'], { cwd: dir, encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
 }
+
+const readJsonAt = (dir, file) => JSON.parse(fs.readFileSync(path.join(dir, file), 'utf8'));
 
 const prepack = (cwd, dir, env = {}) =>
   spawnSync(process.execPath, [path.join(dir, 'npm', 'prepack.js')], {
@@ -234,19 +247,31 @@ test('prepack refuses optional dependencies that disagree with the version', () 
   }
 });
 
-test('npm pack --dry-run of the main package lists the JS layer, LICENSE and no binary', { timeout: 60_000 }, (t) => {
-  const platform = hostPlatform();
-  if (!fs.existsSync(path.join(ROOT, 'npm', platform, `claw-llm.${platform}.node`))) {
-    // Without a built platform binary the prepack check refuses, as it should (tested above).
-    const r = spawnSync('npm', ['pack', '--dry-run', '--json'], { cwd: ROOT, encoding: 'utf8', timeout: 50_000 });
-    assert.notEqual(r.status, 0, 'npm pack must refuse without the platform binary');
-    assert.match(r.stderr, /refusing to pack/);
-    return;
+test('prepack refuses a main package without its platform packages as optionalDependencies', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'claw-prepack-'));
+  try {
+    packagingCopy(dir);
+    const pkg = readJsonAt(dir, 'package.json');
+    delete pkg.optionalDependencies['claw-llm-client-win32-x64-msvc'];
+    fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify(pkg));
+    let r = prepack(dir, dir);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /refusing to pack: optionalDependencies lack the platform package claw-llm-client-win32-x64-msvc/);
+    delete pkg.optionalDependencies;
+    fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify(pkg));
+    r = prepack(dir, dir);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /refusing to pack: package\.json lists no optionalDependencies/);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
   }
-  const out = execFileSync('npm', ['pack', '--dry-run', '--json'], { cwd: ROOT, encoding: 'utf8', timeout: 50_000 });
-  const files = JSON.parse(out)[0].files.map((f) => f.path).sort();
-  for (const f of ['LICENSE', 'README.md', 'docs/behaviour.md', 'bindings-node/index.js', 'bindings-node/index.d.ts']) {
-    assert.ok(files.includes(f), `${f} not in [${files.join(', ')}]`);
-  }
-  assert.deepEqual(files.filter((f) => f.endsWith('.node')), []);
+});
+
+test('npm pack --dry-run from the repository refuses: its package.json names no platform packages', { timeout: 60_000 }, () => {
+  // scripts/package writes them for the pack (scripts/test-package checks the tarball's list,
+  // its files and that it carries no binary); a bare `npm pack` here must not make a package
+  // that would install without its binary.
+  const r = spawnSync('npm', ['pack', '--dry-run', '--json'], { cwd: ROOT, encoding: 'utf8', timeout: 50_000 });
+  assert.notEqual(r.status, 0, 'npm pack must refuse');
+  assert.match(r.stderr, /refusing to pack/);
 });
