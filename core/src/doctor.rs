@@ -1,12 +1,12 @@
 //! `claw-llm doctor`: one run of every check a gateway setup needs, reported step by step
-//! (configuration, network, `GET /models`, chat, stream, JSON mode, tools, embeddings) plus a
+//! (configuration, network, TLS, `GET /models`, chat, stream, JSON mode, tools, embeddings) plus a
 //! verdict that recognises the common failures by their shapes. Every check goes through the
 //! client itself (config, URL rules, transport, error summaries), so the doctor sees exactly
 //! what a call sees. The binary (`claw-llm doctor`), Node (`npx claw-llm-client doctor`) and
 //! Python (`python -m claw_llm doctor`) all run [`main`].
 
 use crate::config::{Config, ConfigBuilder};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, StreamFailure};
 use crate::options::CallOptions;
 use crate::transport::CONNECT_TIMEOUT;
 use crate::Client;
@@ -19,7 +19,8 @@ pub const USAGE: &str =
     "usage: claw-llm doctor [--model M] [--embedding-model M] [--timeout-ms N] [--json]
 
 Checks the gateway configured by LLM_BASE_URL / LLM_API_KEY (and the rest of the LLM_*,
-OPENAI_*, EMBEDDING_* and proxy variables): configuration, DNS and TCP, GET /models, a one-token
+OPENAI_*, EMBEDDING_*, TLS and proxy variables): configuration, DNS and TCP, the TLS handshake
+(protocol, ALPN, certificate, which trust source accepts it), GET /models, a one-token
 chat call, a stream, JSON mode, tool calling and embeddings, then says what is wrong.
 Exit status 0 only when the chat call works.";
 
@@ -242,11 +243,21 @@ fn mask_userinfo(raw: &str) -> String {
 /// Runs the doctor with `args` (after `doctor`) against `lookup` (the environment), and returns
 /// what to print and the exit status. A bad argument prints the usage and exits 2.
 pub async fn main(args: &[String], lookup: impl Fn(&str) -> Option<String>) -> (String, i32) {
+    main_with(args, ConfigBuilder::default(), lookup).await
+}
+
+/// [`main`] starting from `builder` instead of the default one: a binding's own settings (Node
+/// adds the roots of `NODE_EXTRA_CA_CERTS`, as its calls do) are diagnosed with the rest.
+pub async fn main_with(
+    args: &[String],
+    builder: ConfigBuilder,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> (String, i32) {
     let parsed = match DoctorArgs::parse(args) {
         Ok(a) => a,
         Err(e) => return (format!("claw-llm doctor: {e}\n"), 2),
     };
-    let report = run(&parsed, lookup).await;
+    let report = run_with(&parsed, builder, lookup).await;
     let text = if parsed.json {
         format!("{}\n", report.to_json())
     } else {
@@ -300,13 +311,22 @@ impl Run {
 
 /// Runs every check and returns the report (see the module docs).
 pub async fn run(args: &DoctorArgs, lookup: impl Fn(&str) -> Option<String>) -> Report {
+    run_with(args, ConfigBuilder::default(), lookup).await
+}
+
+/// [`run`] starting from `builder` (see [`main_with`]).
+pub async fn run_with(
+    args: &DoctorArgs,
+    builder: ConfigBuilder,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Report {
     let mut r = Run {
         steps: vec![],
         errors: vec![],
         secrets: vec![],
     };
     // The report says what failed; the per-call error lines would only repeat it.
-    let mut builder = ConfigBuilder::default().log_level(crate::config::LogLevel::Off);
+    let mut builder = builder.log_level(crate::config::LogLevel::Off);
     if let Some(m) = &args.embedding_model {
         builder = builder.embedding_model(m.clone());
     }
@@ -328,6 +348,7 @@ pub async fn run(args: &DoctorArgs, lookup: impl Fn(&str) -> Option<String>) -> 
             );
             for name in [
                 "network",
+                "tls",
                 "models",
                 "chat",
                 "stream",
@@ -362,7 +383,26 @@ pub async fn run(args: &DoctorArgs, lookup: impl Fn(&str) -> Option<String>) -> 
         }
     };
 
-    if !network_step(&mut r, &cfg, &proxy, timeout).await {
+    let reached = network_step(&mut r, &cfg, &proxy, timeout).await;
+    let mut why = "not run: the gateway cannot be reached";
+    let reached = match reached {
+        Reached::No => {
+            r.skip("tls", why);
+            false
+        }
+        Reached::Proxied => {
+            r.skip(
+                "tls",
+                "not run: TLS goes through the proxy's tunnel; the calls below check it",
+            );
+            true
+        }
+        Reached::Tcp(tcp, host) => {
+            why = "not run: the TLS handshake failed";
+            tls_step(&mut r, &cfg, tcp, &host, timeout).await
+        }
+    };
+    if !reached {
         for name in [
             "models",
             "chat",
@@ -371,7 +411,7 @@ pub async fn run(args: &DoctorArgs, lookup: impl Fn(&str) -> Option<String>) -> 
             "tools",
             "embeddings",
         ] {
-            r.skip(name, "not run: the gateway cannot be reached");
+            r.skip(name, why);
         }
         return finish(r, false, proxy);
     }
@@ -544,17 +584,26 @@ fn configuration_step(r: &mut Run, cfg: &Config, proxy: &Option<(String, String)
     );
 }
 
-/// DNS and TCP connect to the chat endpoint's host. TLS is exercised by the HTTPS calls that
-/// follow (their errors name certificate problems); its handshake details are not reported.
+/// How far the network step got.
+enum Reached {
+    /// DNS or connect failed (reported).
+    No,
+    /// Requests go through a proxy: DNS, connect and TLS are the proxy's business.
+    Proxied,
+    /// Connected to the gateway's host (named for TLS).
+    Tcp(Option<tokio::net::TcpStream>, String),
+}
+
+/// DNS and TCP connect to the chat endpoint's host.
 async fn network_step(
     r: &mut Run,
     cfg: &Config,
     proxy: &Option<(String, String)>,
     timeout: u64,
-) -> bool {
+) -> Reached {
     let Ok(url) = reqwest::Url::parse(cfg.chat_url()) else {
         r.skip("network", "the chat URL does not parse");
-        return true;
+        return Reached::Proxied;
     };
     let host = url
         .host_str()
@@ -573,7 +622,7 @@ async fn network_step(
             None,
             json!({"host": host, "port": port, "proxy": value}),
         );
-        return true;
+        return Reached::Proxied;
     }
     let started = Instant::now();
     let resolved =
@@ -591,7 +640,7 @@ async fn network_step(
                 format!("check the host name in LLM_BASE_URL ({host}) and this machine's DNS"),
                 json!({"host": host, "port": port}),
             );
-            return false;
+            return Reached::No;
         }
         Err(_) => {
             let err = Error::Timeout {
@@ -605,7 +654,7 @@ async fn network_step(
                 format!("DNS for {host} does not answer; check this machine's resolver"),
                 json!({"host": host, "port": port}),
             );
-            return false;
+            return Reached::No;
         }
     };
     let dns_ms = started.elapsed().as_millis() as u64;
@@ -614,15 +663,11 @@ async fn network_step(
     for addr in &addrs {
         let t = Instant::now();
         match tokio::time::timeout(limit, tokio::net::TcpStream::connect(addr)).await {
-            Ok(Ok(_)) => {
+            Ok(Ok(tcp)) => {
                 let ms = t.elapsed().as_millis() as u64;
-                let tls = if url.scheme() == "https" {
-                    "TLS checked by the calls below"
-                } else {
-                    "plain http, no TLS"
-                };
-                r.step("network", Status::Ok, format!("{host} → {} in {dns_ms}ms; TCP connect to {addr} in {ms}ms; {tls}", shown.join(", ")), None, json!({"host": host, "port": port, "addresses": shown, "dns_ms": dns_ms, "connect_ms": ms, "connected_to": addr.to_string(), "tls": url.scheme() == "https"}));
-                return true;
+                let https = url.scheme() == "https";
+                r.step("network", Status::Ok, format!("{host} → {} in {dns_ms}ms; TCP connect to {addr} in {ms}ms", shown.join(", ")), None, json!({"host": host, "port": port, "addresses": shown, "dns_ms": dns_ms, "connect_ms": ms, "connected_to": addr.to_string(), "tls": https}));
+                return Reached::Tcp(https.then_some(tcp), host.clone());
             }
             Ok(Err(e)) => last_err = e.to_string(),
             Err(_) => {
@@ -638,7 +683,67 @@ async fn network_step(
         attempts: 1,
     };
     r.fail("network", err, format!("is the gateway running and listening on {host}:{port}? check the port in LLM_BASE_URL and any firewall"), json!({"host": host, "port": port, "addresses": shown, "dns_ms": dns_ms}));
-    false
+    Reached::No
+}
+
+/// A TLS handshake over the connection the network step opened, with the transport's own TLS
+/// configuration: protocol, ALPN, the certificate and which trust source accepted it, or why
+/// it was refused and the setting that fixes it. `false` when the handshake failed.
+async fn tls_step(
+    r: &mut Run,
+    cfg: &Config,
+    tcp: Option<tokio::net::TcpStream>,
+    host: &str,
+    timeout: u64,
+) -> bool {
+    let Some(tcp) = tcp else {
+        r.skip("tls", "plain http: no TLS");
+        return true;
+    };
+    let limit = Duration::from_millis(timeout).min(CONNECT_TIMEOUT);
+    let seen = crate::tls_inspect::inspect(cfg.tls(), host, tcp, limit).await;
+    let mut facts = json!({});
+    let mut cert_line = String::new();
+    if let Some(c) = &seen.cert {
+        facts = json!({
+            "subject": c.subject,
+            "issuer": c.issuer,
+            "names": c.names,
+            "not_after": c.not_after,
+            "days_left": c.days_left,
+        });
+        cert_line = format!(
+            "certificate {} issued by {}, valid until {} ({} days)",
+            c.subject, c.issuer, c.not_after, c.days_left
+        );
+    }
+    match seen.outcome {
+        Ok(h) => {
+            facts["protocol"] = json!(h.protocol);
+            facts["alpn"] = json!(h.alpn);
+            facts["trusted_by"] = json!(h.trusted_by);
+            let summary = format!(
+                "{} (ALPN {}); {cert_line}; trusted through {}",
+                h.protocol,
+                h.alpn.as_deref().unwrap_or("none"),
+                h.trusted_by.as_deref().unwrap_or("the configured roots")
+            );
+            let soon = seen.cert.as_ref().is_some_and(|c| c.days_left < 14);
+            let fix =
+                soon.then(|| "the certificate expires soon: renew it on the gateway".to_string());
+            r.step("tls", Status::Ok, summary, fix, facts);
+            true
+        }
+        Err(e) => {
+            let fix = if cert_line.is_empty() {
+                "check that the port in LLM_BASE_URL serves HTTPS".to_string()
+            } else {
+                format!("as above (the gateway presented {cert_line})")
+            };
+            r.fail("tls", e, fix, facts);
+            false
+        }
+    }
 }
 
 fn msgs(text: &str) -> Value {
@@ -880,14 +985,18 @@ pub fn diagnose(e: &Error, proxy: Option<&(String, String)>) -> Option<Finding> 
                 None
             }
         }
-        Error::Stream { message, .. } if (message.contains("before any event") || message.contains("before sending any event")) || message.contains("truncated") => f(
+        Error::Stream {
+            kind: StreamFailure::ClosedBeforeAnyEvent | StreamFailure::Truncated,
+            ..
+        } => f(
             "stream_cut_after_head",
             "the stream closes after its head: a proxy or the gateway cuts or buffers SSE — disable buffering for text/event-stream".into(),
         ),
-        Error::Connection { message, .. }
-            if message.contains("certificate") || message.contains("does not trust") =>
-        {
+        Error::Connection { message, .. } if message.contains("does not trust") => {
             f("tls_untrusted", format!("TLS: {message}"))
+        }
+        Error::Connection { message, .. } if message.contains("certificate") => {
+            f("tls_certificate", format!("TLS: {message}"))
         }
         Error::Connection { message, .. } if proxy.is_some() => f(
             "proxy_in_the_way",
@@ -959,6 +1068,7 @@ mod tests {
             message: "the gateway closed the stream before sending any event (its upstream probably failed)".into(),
             request_id: None,
             frame: None,
+            kind: StreamFailure::ClosedBeforeAnyEvent,
         };
         assert_eq!(id(cut), Some("stream_cut_after_head"));
         let refused = Error::Connection {

@@ -102,10 +102,29 @@ pub enum Error {
         /// The fields of an error frame (`event: error` or `{"error": …}`): its JSON as `body`,
         /// and `type`, `param` and code as for status errors. `None` for other stream failures.
         frame: Option<Box<HttpErrorDetail>>,
+        /// Which way the stream failed.
+        kind: StreamFailure,
     },
     /// The caller cancelled the call or the stream.
     #[error("request aborted")]
     Aborted,
+}
+
+/// Which way a stream failed (`Error::Stream`'s `kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StreamFailure {
+    /// The gateway sent an error frame (`event: error` or `{"error": …}`).
+    ErrorFrame,
+    /// The stream ended, or its connection broke, before any event carrying data: its head
+    /// arrived and nothing after it (a gateway whose upstream failed, a proxy cutting SSE).
+    ClosedBeforeAnyEvent,
+    /// It ended after some events, without `[DONE]` and without a `finish_reason`.
+    Truncated,
+    /// The connection broke after some events.
+    ConnectionLost,
+    /// A chunk was not a JSON object, or an event exceeded the decoder's limits.
+    Malformed,
 }
 
 impl Error {

@@ -42,6 +42,7 @@ pub mod retry;
 pub mod sse;
 mod stream;
 mod tls;
+mod tls_inspect;
 mod transport;
 pub mod url;
 
@@ -52,7 +53,7 @@ pub use config::{
     ApiKey, Config, ConfigBuilder, LogLevel, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT_MS, ENV_NAMES,
 };
-pub use error::{summarize_body, Error, HttpErrorDetail, Result};
+pub use error::{summarize_body, Error, HttpErrorDetail, Result, StreamFailure};
 pub use log::{error_line, log_failure, set_log_sink, with_log_sink, LogSink};
 pub use options::CallOptions;
 pub use reasoning::Reasoning;

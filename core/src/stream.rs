@@ -5,7 +5,7 @@ use crate::accumulate::Accumulator;
 use crate::check::RawResponse;
 use crate::config::LogLevel;
 use crate::error::snippet;
-use crate::error::{http_detail, Error, HttpErrorDetail, Result};
+use crate::error::{http_detail, Error, HttpErrorDetail, Result, StreamFailure};
 use crate::log;
 use crate::reasoning::StreamSplitter;
 use crate::sse::{SseDecoder, SseEvent};
@@ -242,11 +242,12 @@ impl ChatStream {
         Poll::Ready(Some(Err(err)))
     }
 
-    fn stream_error(&self, message: String) -> Error {
+    fn stream_error(&self, kind: StreamFailure, message: String) -> Error {
         Error::Stream {
             message,
             request_id: self.request_id.clone(),
             frame: None,
+            kind,
         }
     }
 
@@ -262,6 +263,7 @@ impl ChatStream {
             message: detail.summary.clone(),
             request_id: self.request_id.clone(),
             frame: Some(Box::new(detail)),
+            kind: StreamFailure::ErrorFrame,
         }
     }
 
@@ -269,6 +271,7 @@ impl ChatStream {
     /// llm_adapter_claw do this when their upstream fails, so say that instead of a wire detail.
     fn closed_before_any_event(&self) -> Error {
         self.stream_error(
+            StreamFailure::ClosedBeforeAnyEvent,
             "the gateway closed the stream before sending any event (its upstream probably failed)"
                 .into(),
         )
@@ -300,18 +303,24 @@ impl ChatStream {
         let value = match serde_json::from_str::<Value>(&ev.data) {
             Ok(v @ Value::Object(_)) => v,
             Ok(other) => {
-                return Some(Err(self.stream_error(format!(
-                    "malformed chunk in the stream (a JSON {}, not an object): {}",
-                    crate::check::json_kind(&other),
-                    snippet(ev.data.as_bytes())
-                ))))
+                return Some(Err(self.stream_error(
+                    StreamFailure::Malformed,
+                    format!(
+                        "malformed chunk in the stream (a JSON {}, not an object): {}",
+                        crate::check::json_kind(&other),
+                        snippet(ev.data.as_bytes())
+                    ),
+                )))
             }
             Err(e) => {
-                return Some(Err(self.stream_error(format!(
-                    "malformed chunk in the stream ({}): {}",
-                    crate::check::json_problem(&e),
-                    snippet(ev.data.as_bytes())
-                ))))
+                return Some(Err(self.stream_error(
+                    StreamFailure::Malformed,
+                    format!(
+                        "malformed chunk in the stream ({}): {}",
+                        crate::check::json_problem(&e),
+                        snippet(ev.data.as_bytes())
+                    ),
+                )))
             }
         };
         if value.get("error").is_some_and(|e| !e.is_null()) && value.get("choices").is_none() {
@@ -355,7 +364,7 @@ impl ChatStream {
             match body.as_mut().poll_next(cx) {
                 Poll::Ready(Some(Ok(bytes))) => {
                     if let Err(e) = self.decoder.feed(&bytes) {
-                        let err = self.stream_error(e.to_string());
+                        let err = self.stream_error(StreamFailure::Malformed, e.to_string());
                         return self.fail(err);
                     }
                 }
@@ -365,7 +374,10 @@ impl ChatStream {
                         return self.fail(err);
                     }
                     let cause = crate::error::cause_in_words(&e);
-                    let err = self.stream_error(format!("connection lost mid-stream: {cause}"));
+                    let err = self.stream_error(
+                        StreamFailure::ConnectionLost,
+                        format!("connection lost mid-stream: {cause}"),
+                    );
                     return self.fail(err);
                 }
                 Poll::Ready(None) => {
@@ -404,6 +416,7 @@ impl ChatStream {
             return self.fail(err);
         }
         let err = self.stream_error(
+            StreamFailure::Truncated,
             "truncated: the stream ended without [DONE] and without a finish_reason".into(),
         );
         self.fail(err)

@@ -49,10 +49,12 @@ struct Identity {
 /// The TLS settings of a client. Equal settings share one connection pool.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub(crate) struct TlsSettings {
-    /// Roots replacing the system store (`SSL_CERT_FILE` / `SSL_CERT_DIR`); `None`: the system's.
-    roots: Option<Certs>,
-    /// Extra roots trusted besides them (`LLM_CA_BUNDLE`, `caBundle`, `NODE_EXTRA_CA_CERTS`).
-    extra: Vec<Certs>,
+    /// Roots replacing the system store (`SSL_CERT_FILE` / `SSL_CERT_DIR`), with the names of
+    /// the settings that gave them; `None`: the system's.
+    roots: Option<(String, Certs)>,
+    /// Extra roots trusted besides them (`LLM_CA_BUNDLE`, `caBundle`, `NODE_EXTRA_CA_CERTS`),
+    /// each with the name of its setting.
+    extra: Vec<(String, Certs)>,
     identity: Option<Identity>,
 }
 
@@ -72,9 +74,9 @@ impl TlsRequest {
     /// Reads and checks every file named (cached), so a bad path fails before any I/O.
     pub(crate) fn load(self) -> Result<TlsSettings> {
         let mut roots = Vec::new();
-        let mut replaced = false;
+        let mut replaced_by = Vec::new();
         if let Some(file) = &self.ssl_cert_file {
-            replaced = true;
+            replaced_by.push("SSL_CERT_FILE");
             roots.extend(
                 certs_from(&PemSource::Path(file.clone()), "SSL_CERT_FILE")?
                     .iter()
@@ -82,7 +84,7 @@ impl TlsRequest {
             );
         }
         if let Some(dirs) = &self.ssl_cert_dir {
-            replaced = true;
+            replaced_by.push("SSL_CERT_DIR");
             for dir in dirs.split(':').filter(|d| !d.is_empty()) {
                 roots.extend(certs_in_dir(dir)?);
             }
@@ -90,7 +92,7 @@ impl TlsRequest {
         let extra = self
             .extra
             .iter()
-            .map(|(name, src)| certs_from(src, name))
+            .map(|(name, src)| Ok((name.clone(), certs_from(src, name)?)))
             .collect::<Result<Vec<_>>>()?;
         let identity = match (self.client_cert, self.client_key) {
             (None, None) => None,
@@ -110,7 +112,7 @@ impl TlsRequest {
             }),
         };
         Ok(TlsSettings {
-            roots: replaced.then(|| Arc::new(roots)),
+            roots: (!replaced_by.is_empty()).then(|| (replaced_by.join(" + "), Arc::new(roots))),
             extra,
             identity,
         })
@@ -120,17 +122,8 @@ impl TlsRequest {
 /// The rustls configuration the transport uses for these settings: the same trust rules
 /// wherever a connection (or a diagnosis of one) is made.
 pub(crate) fn tls_config(s: &TlsSettings) -> Result<Arc<ClientConfig>> {
-    let mut store = RootCertStore::empty();
-    match &s.roots {
-        Some(certs) => {
-            store.add_parsable_certificates(certs.iter().cloned());
-        }
-        None => store.roots.extend(system_roots().roots.iter().cloned()),
-    }
-    for certs in &s.extra {
-        store.add_parsable_certificates(certs.iter().cloned());
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let store = root_store(s);
+    let provider = provider();
     let builder = ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::config(format!("cannot set up TLS: {e}")))?
@@ -149,17 +142,67 @@ pub(crate) fn tls_config(s: &TlsSettings) -> Result<Arc<ClientConfig>> {
     Ok(Arc::new(config))
 }
 
+/// Every root these settings trust: the union of their trust sources.
+pub(crate) fn root_store(s: &TlsSettings) -> RootCertStore {
+    let mut store = RootCertStore::empty();
+    match &s.roots {
+        Some((_, certs)) => {
+            store.add_parsable_certificates(certs.iter().cloned());
+        }
+        None => store.roots.extend(system_roots().1.roots.iter().cloned()),
+    }
+    for (_, certs) in &s.extra {
+        store.add_parsable_certificates(certs.iter().cloned());
+    }
+    store
+}
+
+/// The crypto provider of every TLS connection (the one reqwest is built with).
+pub(crate) fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Where the trusted roots of these settings come from, each with its roots, in the order they
+/// are read: the base roots (`SSL_CERT_FILE` / `SSL_CERT_DIR`, else the system store, else the
+/// bundled roots), then each extra bundle by the name of its setting. A connection trusts their
+/// union; a diagnosis names the first one that accepts a certificate.
+pub(crate) fn trust_sources(s: &TlsSettings) -> Vec<(String, RootCertStore)> {
+    let mut out = Vec::with_capacity(1 + s.extra.len());
+    match &s.roots {
+        Some((names, certs)) => {
+            let mut store = RootCertStore::empty();
+            store.add_parsable_certificates(certs.iter().cloned());
+            out.push((names.clone(), store));
+        }
+        None => {
+            let (name, store) = system_roots();
+            out.push((name.to_string(), store.clone()));
+        }
+    }
+    for (name, certs) in &s.extra {
+        let mut store = RootCertStore::empty();
+        store.add_parsable_certificates(certs.iter().cloned());
+        out.push((name.clone(), store));
+    }
+    out
+}
+
 /// The operating system's roots (read once per process), or the bundled Mozilla roots where
-/// the system has none.
-fn system_roots() -> &'static RootCertStore {
-    static ROOTS: OnceLock<RootCertStore> = OnceLock::new();
+/// the system has none, with which of the two it is.
+fn system_roots() -> &'static (&'static str, RootCertStore) {
+    static ROOTS: OnceLock<(&'static str, RootCertStore)> = OnceLock::new();
     ROOTS.get_or_init(|| {
         let mut store = RootCertStore::empty();
         store.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
         if store.is_empty() {
             store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+            (
+                "the bundled Mozilla roots (this system has no trust store)",
+                store,
+            )
+        } else {
+            ("the system trust store", store)
         }
-        store
     })
 }
 
@@ -283,7 +326,7 @@ pub(crate) fn describe_failure(e: &(dyn std::error::Error + 'static)) -> Option<
     None
 }
 
-fn describe(e: &rustls::Error) -> String {
+pub(crate) fn describe(e: &rustls::Error) -> String {
     use rustls::{AlertDescription as A, CertificateError as C};
     match e {
         rustls::Error::InvalidCertificate(c) => match c {

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use serde_json::Value;
+use serde_json::{json, Value};
 use std::process::Command;
 
 /// Runs `claw-llm doctor --json` with exactly `env` (plus PATH) and returns (exit, report).
@@ -67,6 +67,7 @@ fn doctor_healthy_gateway_passes_every_step() {
     assert_eq!(cfg["api_key"], "sk-…cdef");
     assert_eq!(cfg["chat_url"], format!("{}/v1/chat/completions", gw.base));
     assert_eq!(cfg["models_url"], format!("{}/v1/models", gw.base));
+    assert_eq!(step(&r, "tls")["status"], "skip", "plain http");
     for name in [
         "configuration",
         "network",
@@ -180,25 +181,43 @@ fn closed_port_base() -> String {
 }
 
 /// A TLS mock gateway of its own (private CA written to its directory) and that CA's path.
-fn tls_gateway() -> (Gateway, String) {
+fn tls_gateway(extra: &[&str]) -> (Gateway, String) {
     let dir = std::env::temp_dir().join(unique("claw-doctor-tls-"));
     let dir_s = dir.to_string_lossy().to_string();
-    let gw = start_gateway_with(&["--tls-dir", dir_s.as_str()]);
+    let mut args = vec!["--tls-dir", dir_s.as_str()];
+    args.extend_from_slice(extra);
+    let gw = start_gateway_with(&args);
     assert!(gw.base.starts_with("https://"), "{}", gw.base);
     (gw, dir.join("ca.pem").to_string_lossy().to_string())
 }
 
+fn tls_doctor(gw: &Gateway, ca: Option<&str>) -> (i32, Value, String) {
+    let mut env = vec![("LLM_BASE_URL", gw.base.as_str()), ("LLM_API_KEY", KEY)];
+    if let Some(ca) = ca {
+        env.push(("LLM_CA_BUNDLE", ca));
+    }
+    doctor(&env, &["--model", "qwen-plus"])
+}
+
 #[test]
 fn doctor_tls_untrusted_private_ca_names_the_knob() {
-    let (gw, _ca) = tls_gateway();
-    let (code, r, text) = doctor(
-        &[("LLM_BASE_URL", &gw.base), ("LLM_API_KEY", KEY)],
-        &["--model", "qwen-plus"],
-    );
+    let (gw, _ca) = tls_gateway(&[]);
+    let (code, r, text) = tls_doctor(&gw, None);
     assert_eq!(code, 1, "{text}");
     assert_eq!(step(&r, "network")["status"], "ok");
     assert_eq!(step(&r, "network")["facts"]["tls"], true);
-    assert_eq!(step(&r, "chat")["facts"]["code"], "LLM_CONNECTION_ERROR");
+    let tls = step(&r, "tls");
+    assert_eq!(tls["status"], "fail", "{text}");
+    assert_eq!(tls["facts"]["code"], "LLM_CONNECTION_ERROR");
+    // The certificate the gateway presented is described even though it was refused.
+    assert_eq!(tls["facts"]["subject"], "CN=claw mock gateway", "{text}");
+    assert_eq!(tls["facts"]["issuer"], "CN=claw mock gateway CA", "{text}");
+    assert_eq!(tls["facts"]["names"], json!(["127.0.0.1", "localhost"]));
+    assert!(
+        tls["facts"]["days_left"].as_i64().unwrap_or(-1) > 0,
+        "{text}"
+    );
+    assert_eq!(step(&r, "chat")["status"], "skip");
     assert_eq!(verdict_ids(&r), ["tls_untrusted"]);
     assert!(
         r["verdict"][0]["message"]
@@ -207,11 +226,72 @@ fn doctor_tls_untrusted_private_ca_names_the_knob() {
             .contains("LLM_CA_BUNDLE"),
         "{text}"
     );
+    assert!(text.contains("issued by CN=claw mock gateway CA"), "{text}");
+}
+
+#[test]
+fn doctor_tls_names_protocol_alpn_and_the_trust_source() {
+    let (gw, ca) = tls_gateway(&[]);
+    let (code, r, text) = tls_doctor(&gw, Some(&ca));
+    assert_eq!(code, 0, "{text}");
+    let tls = &step(&r, "tls")["facts"];
+    assert_eq!(step(&r, "tls")["status"], "ok", "{text}");
+    assert_eq!(tls["protocol"], "TLSv1_3");
+    assert_eq!(tls["alpn"], "http/1.1", "the mock offers HTTP/1.1 only");
+    assert_eq!(tls["trusted_by"], "LLM_CA_BUNDLE", "{text}");
+    assert_eq!(tls["issuer"], "CN=claw mock gateway CA");
+}
+
+#[test]
+fn doctor_tls_expired_and_wrong_host_certificates_are_told_apart() {
+    let (gw, ca) = tls_gateway(&["--tls-mode", "expired"]);
+    let (code, r, text) = tls_doctor(&gw, Some(&ca));
+    assert_eq!(code, 1, "{text}");
+    let tls = step(&r, "tls");
+    assert_eq!(tls["status"], "fail");
+    assert!(
+        tls["summary"].as_str().unwrap_or("").contains("expired"),
+        "{text}"
+    );
+    assert_eq!(tls["facts"]["not_after"], "Fri, 01 Jan 2021 00:00:00 GMT");
+    assert!(
+        tls["facts"]["days_left"].as_i64().unwrap_or(0) < 0,
+        "{text}"
+    );
+
+    let (gw, ca) = tls_gateway(&["--tls-mode", "wronghost"]);
+    let (code, r, text) = tls_doctor(&gw, Some(&ca));
+    assert_eq!(code, 1, "{text}");
+    let tls = step(&r, "tls");
+    assert!(
+        tls["summary"]
+            .as_str()
+            .unwrap_or("")
+            .contains("hostname mismatch"),
+        "{text}"
+    );
+    assert_eq!(tls["facts"]["names"], json!(["wrong-host.invalid"]));
+}
+
+#[test]
+fn doctor_tls_client_certificate_required_names_the_knob() {
+    let (gw, ca) = tls_gateway(&["--require-client-cert"]);
+    let (code, r, text) = tls_doctor(&gw, Some(&ca));
+    assert_eq!(code, 1, "{text}");
+    let tls = step(&r, "tls");
+    assert_eq!(tls["status"], "fail", "{text}");
+    assert!(
+        tls["summary"]
+            .as_str()
+            .unwrap_or("")
+            .contains("LLM_CLIENT_CERT"),
+        "{text}"
+    );
 }
 
 #[test]
 fn doctor_tls_trusted_private_ca_passes() {
-    let (gw, ca) = tls_gateway();
+    let (gw, ca) = tls_gateway(&[]);
     let (code, r, text) = doctor(
         &[
             ("LLM_BASE_URL", &gw.base),

@@ -4,6 +4,8 @@
 
 const { test, before, after } = require('node:test');
 const assert = require('node:assert/strict');
+const fs = require('node:fs');
+const os = require('node:os');
 const path = require('node:path');
 const { execFile } = require('node:child_process');
 const llm = require('claw-llm-client');
@@ -69,5 +71,27 @@ test('doctor function resolves to the text report', { timeout: 30_000 }, async (
     assert.match(output, /✔ chat/);
   } finally {
     process.env = saved;
+  }
+});
+
+test('doctor_entry_point_tls_node_extra_ca_certs', { timeout: 30_000 }, async () => {
+  // The doctor trusts what Node's calls trust: NODE_EXTRA_CA_CERTS names the source that
+  // accepted the private CA's certificate.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'claw-doctor-tls-'));
+  const tls = await startGateway({ args: ['--tls-dir', dir] });
+  try {
+    const env = { LLM_BASE_URL: tls.url, LLM_API_KEY: KEY, LLM_MODEL_ID: 'qwen-plus' };
+    let { code, report } = await runDoctor(env);
+    assert.equal(code, 1);
+    assert.equal(step(report, 'tls').status, 'fail');
+    assert.equal(step(report, 'tls').facts.issuer, 'CN=claw mock gateway CA');
+    assert.deepEqual(report.verdict.map((f) => f.id), ['tls_untrusted']);
+    ({ code, report } = await runDoctor({ ...env, NODE_EXTRA_CA_CERTS: path.join(dir, 'ca.pem') }));
+    assert.equal(code, 0, JSON.stringify(step(report, 'tls')));
+    assert.equal(step(report, 'tls').facts.trusted_by, 'NODE_EXTRA_CA_CERTS');
+    assert.equal(step(report, 'tls').facts.protocol, 'TLSv1_3');
+  } finally {
+    await tls.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
   }
 });

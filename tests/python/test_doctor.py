@@ -51,3 +51,24 @@ def test_doctor_entry_point_wrong_key(gateway):
     assert step(report, "chat")["facts"]["status"] == 401
     assert [f["id"] for f in report["verdict"]] == ["oneapi_invalid_token"]
     assert WRONG not in out
+
+
+def test_doctor_entry_point_tls_ssl_cert_file(tmp_path):
+    # SSL_CERT_FILE replaces the system roots: the doctor names it as the source that accepted
+    # the private CA's certificate, and says how to trust it when it is missing.
+    from test_tls import TlsGateway
+
+    gw = TlsGateway(tmp_path)
+    try:
+        env = {"LLM_BASE_URL": gw.url, "LLM_API_KEY": KEY, "LLM_MODEL_ID": "qwen-plus"}
+        code, report, out = run_doctor(env)
+        assert code == 1, out
+        assert step(report, "tls")["status"] == "fail"
+        assert step(report, "tls")["facts"]["subject"] == "CN=claw mock gateway"
+        assert [f["id"] for f in report["verdict"]] == ["tls_untrusted"]
+        code, report, out = run_doctor({**env, "SSL_CERT_FILE": gw.pem("ca.pem")})
+        assert code == 0, out
+        assert step(report, "tls")["facts"]["trusted_by"] == "SSL_CERT_FILE"
+        assert step(report, "tls")["facts"]["alpn"] == "http/1.1"
+    finally:
+        gw.stop()
