@@ -9,6 +9,7 @@ use crate::runtime::{self, Scope};
 use crate::stream::NativeStream;
 use claw_llm::{CallOptions, CancellationToken, Client};
 use serde_json::{Map, Value};
+use std::future::Future;
 use std::sync::Arc;
 
 /// Where the call's configuration comes from.
@@ -46,7 +47,7 @@ impl Request {
             model,
             payload_json,
             options_json,
-            cancel: Some(cancel.map_or_else(runtime::call_token, |c| c.token.clone())),
+            cancel: Some(cancel.map_or_else(runtime::env_token, |c| c.token.clone())),
             arg_error,
             scope: runtime::scope(),
         }
@@ -138,7 +139,10 @@ fn body_text(body: bytes::Bytes) -> String {
 }
 
 /// A non-streamed chat completion; resolves to the body text.
-pub(crate) async fn chat(target: Target, mut req: Request) -> napi::Result<String> {
+pub(crate) fn chat(
+    target: Target,
+    mut req: Request,
+) -> impl Future<Output = napi::Result<String>> + Send {
     let sink = req.scope.logs.sink();
     let fut = error::guard(async move {
         let p = prepare(target, &mut req, "messages").map_err(|e| to_js(&e))?;
@@ -149,11 +153,14 @@ pub(crate) async fn chat(target: Target, mut req: Request) -> napi::Result<Strin
             .map_err(|e| to_js(&e))?;
         Ok(body_text(raw.body))
     });
-    claw_llm::with_log_sink(sink, fut).await
+    claw_llm::with_log_sink(sink, fut)
 }
 
 /// A streamed chat completion; resolves once the head arrived.
-pub(crate) async fn stream(target: Target, mut req: Request) -> napi::Result<NativeStream> {
+pub(crate) fn stream(
+    target: Target,
+    mut req: Request,
+) -> impl Future<Output = napi::Result<NativeStream>> + Send {
     let sink = req.scope.logs.sink();
     let fut = error::guard(async move {
         let p = prepare(target, &mut req, "messages").map_err(|e| to_js(&e))?;
@@ -164,11 +171,14 @@ pub(crate) async fn stream(target: Target, mut req: Request) -> napi::Result<Nat
             .map_err(|e| to_js(&e))?;
         Ok(NativeStream::new(s))
     });
-    claw_llm::with_log_sink(sink, fut).await
+    claw_llm::with_log_sink(sink, fut)
 }
 
 /// Embeddings; resolves to the body text.
-pub(crate) async fn embed(target: Target, mut req: Request) -> napi::Result<String> {
+pub(crate) fn embed(
+    target: Target,
+    mut req: Request,
+) -> impl Future<Output = napi::Result<String>> + Send {
     let sink = req.scope.logs.sink();
     let fut = error::guard(async move {
         let p = prepare(target, &mut req, "input").map_err(|e| to_js(&e))?;
@@ -179,11 +189,14 @@ pub(crate) async fn embed(target: Target, mut req: Request) -> napi::Result<Stri
             .map_err(|e| to_js(&e))?;
         Ok(body_text(raw.body))
     });
-    claw_llm::with_log_sink(sink, fut).await
+    claw_llm::with_log_sink(sink, fut)
 }
 
 /// `GET /models`; resolves to the body text (the payload is ignored).
-pub(crate) async fn list_models(target: Target, mut req: Request) -> napi::Result<String> {
+pub(crate) fn list_models(
+    target: Target,
+    mut req: Request,
+) -> impl Future<Output = napi::Result<String>> + Send {
     error::guard(async move {
         let p = prepare(target, &mut req, "payload").map_err(|e| to_js(&e))?;
         let raw = p
@@ -193,7 +206,6 @@ pub(crate) async fn list_models(target: Target, mut req: Request) -> napi::Resul
             .map_err(|e| to_js(&e))?;
         Ok(body_text(raw.body))
     })
-    .await
 }
 
 #[cfg(test)]
@@ -210,5 +222,39 @@ mod tests {
         let deep = parse("messages", &deep).err().map(|e| e.to_string());
         assert!(deep.unwrap_or_default().contains("nested"));
         assert!(parse("messages", r#"[{"content":"\ud83d\ude00"}]"#).is_ok());
+    }
+}
+#[cfg(test)]
+mod future_size {
+    use super::*;
+
+    /// Every move of a call's future (into the runtime, into its task) copies all of it: the
+    /// binding's wrappers must hold the core's future once, not once per layer.
+    #[test]
+    fn a_call_future_holds_the_core_future_once() {
+        let cfg = claw_llm::ConfigBuilder::default()
+            .base_url("http://127.0.0.1:9/v1")
+            .api_key("k")
+            .build_with(|_| None)
+            .expect("config");
+        let c = Client::new(cfg).expect("client");
+        let core = std::mem::size_of_val(&c.call_specific_model_raw(
+            "m",
+            Value::Null,
+            Map::new(),
+            CallOptions::default(),
+        ));
+        let req = || Request::new("m".into(), "[]".into(), "{}".into(), None, None);
+        let chat = error::guard(chat(Target::Client(c.clone()), req()));
+        let embed = error::guard(embed(Target::Client(c.clone()), req()));
+        for (name, size) in [
+            ("chat", std::mem::size_of_val(&chat)),
+            ("embed", std::mem::size_of_val(&embed)),
+        ] {
+            assert!(
+                size < core + 2048,
+                "{name}: {size} bytes around a core future of {core}"
+            );
+        }
     }
 }

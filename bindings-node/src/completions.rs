@@ -12,6 +12,7 @@
 
 use crate::error;
 use crate::runtime;
+use futures::FutureExt;
 use napi::bindgen_prelude::{FnArgs, Function, Unknown};
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi::{Env, Status};
@@ -98,10 +99,9 @@ impl Completions {
     {
         let queue = self.queue.clone();
         let wake = self.wake.clone();
-        let started = runtime::spawn(async move {
-            let outcome = error::guard(fut).await;
-            finish(&queue, &wake, id, outcome);
-        });
+        let started = runtime::spawn(
+            error::guard(fut).map(move |outcome| finish(&queue, &wake, id, outcome)),
+        );
         if let Err(e) = started {
             finish(&self.queue, &self.wake, id, Err(e));
         }

@@ -83,11 +83,17 @@ pub(crate) fn guard_sync<T>(f: impl FnOnce() -> napi::Result<T>) -> napi::Result
 }
 
 /// Polls `fut`, turning a panic into an `LLM_INTERNAL_ERROR` rejection.
-pub(crate) async fn guard<T>(fut: impl Future<Output = napi::Result<T>>) -> napi::Result<T> {
+///
+/// The wrappers of a call's future are plain functions returning combinators, never `async fn`s
+/// or `async` blocks that await a captured future: those store the future twice (the argument,
+/// and the future awaited), and each layer doubled what every move copies — tens of kB per
+/// call (see BENCHMARKS.md).
+pub(crate) fn guard<T>(
+    fut: impl Future<Output = napi::Result<T>>,
+) -> impl Future<Output = napi::Result<T>> {
     AssertUnwindSafe(fut)
         .catch_unwind()
-        .await
-        .unwrap_or_else(|p| Err(internal(p)))
+        .map(|r| r.unwrap_or_else(|p| Err(internal(p))))
 }
 
 #[cfg(test)]

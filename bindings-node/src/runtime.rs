@@ -17,6 +17,7 @@
 
 use crate::log::LogQueue;
 use claw_llm::CancellationToken;
+use futures::FutureExt;
 use napi::bindgen_prelude::{PromiseRaw, ToNapiValue};
 use napi::{Env, JsValue};
 use std::cell::RefCell;
@@ -63,12 +64,10 @@ where
 {
     let rt = runtime()?;
     let (deferred, promise) = env.create_deferred()?;
-    rt.spawn(async move {
-        match fut.await {
-            Ok(value) => deferred.resolve(move |_| Ok(value)),
-            Err(e) => deferred.reject(e),
-        }
-    });
+    rt.spawn(fut.map(move |outcome| match outcome {
+        Ok(value) => deferred.resolve(move |_| Ok(value)),
+        Err(e) => deferred.reject(e),
+    }));
     Ok(PromiseRaw::new(env.raw(), promise.raw()))
 }
 
@@ -115,7 +114,16 @@ pub(crate) fn scope() -> Arc<Scope> {
     })
 }
 
-/// A cancellation token for one call or signal of this environment.
+/// A cancellation token of its own for one signal of this environment (cancelling it cancels
+/// that call only).
 pub(crate) fn call_token() -> CancellationToken {
     scope().cancel.child_token()
+}
+
+/// The token a call without a signal waits on: the environment's own. Nothing but the
+/// environment's teardown cancels it (the core cancels only children it makes, e.g. a
+/// stream's), so a call needs no child of its own, and skips the lock on the environment's
+/// token that making and dropping one takes.
+pub(crate) fn env_token() -> CancellationToken {
+    scope().cancel.clone()
 }

@@ -63,13 +63,14 @@ where
             "cannot start the claw-llm runtime: {e}"
         )))
     })?;
-    rt.spawn(async move {
-        let result = match AssertUnwindSafe(fut).catch_unwind().await {
+    // A combinator, not an `async` block awaiting `fut`: that would store the call's future
+    // twice (captured, and awaited), doubling what the spawn copies.
+    rt.spawn(AssertUnwindSafe(fut).catch_unwind().map(move |r| {
+        done(match r {
             Ok(r) => r,
             Err(payload) => Err(Failure::Panic(panic_message(&*payload))),
-        };
-        done(result);
-    });
+        })
+    }));
     Ok(())
 }
 

@@ -40,8 +40,15 @@ tokio::task_local! {
 /// claw_llm::with_log_sink(sink, async { /* client.call_specific_model(…).await */ }).await;
 /// # });
 /// ```
-pub async fn with_log_sink<F: std::future::Future>(sink: LogSink, fut: F) -> F::Output {
-    CALL_SINK.scope(sink, fut).await
+///
+/// A plain function returning the scoped future (not an `async fn`), so `fut` is stored once:
+/// an `async fn` would keep its argument beside the future it awaits, doubling the size that
+/// every move of the call's future copies.
+pub fn with_log_sink<F: std::future::Future>(
+    sink: LogSink,
+    fut: F,
+) -> impl std::future::Future<Output = F::Output> {
+    CALL_SINK.scope(sink, fut)
 }
 
 /// The sink of the [`with_log_sink`] scope running now, if any.
