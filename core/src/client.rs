@@ -27,6 +27,9 @@ struct Inner {
     /// it again on every request (a sixth of a call's CPU in the client). `None` when the string
     /// does not parse, so that the request reports the error exactly as before.
     endpoints: [OnceLock<Option<reqwest::Url>>; 3],
+    /// The breakers of the base URL and the fallbacks, looked up in the process-wide registry
+    /// on the first call that has fallbacks.
+    breakers: OnceLock<Vec<Arc<crate::breaker::Breaker>>>,
 }
 
 /// A client for one gateway. Cheap to clone; clones share one connection pool.
@@ -64,6 +67,7 @@ impl Client {
                 config,
                 pool,
                 endpoints: Default::default(),
+                breakers: OnceLock::new(),
             }),
         })
     }
@@ -88,6 +92,7 @@ impl Client {
                 config,
                 pool,
                 endpoints: Default::default(),
+                breakers: OnceLock::new(),
             }),
         })
     }
@@ -95,6 +100,27 @@ impl Client {
     /// The configuration this client was built with.
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// The breakers of this client's endpoints (base URL first, then the fallbacks), as they
+    /// stand now. Breakers are shared by the whole process: every client naming an endpoint
+    /// sees the same one.
+    ///
+    /// ```
+    /// let client = claw_llm::Client::new(claw_llm::Config::builder()
+    ///     .base_url("http://127.0.0.1:9").api_key("k").ignore_env(true).build()?)?;
+    /// assert_eq!(client.breaker_state()[0].phase.as_str(), "closed");
+    /// # Ok::<(), claw_llm::Error>(())
+    /// ```
+    pub fn breaker_state(&self) -> Vec<crate::BreakerState> {
+        let settings = self.config().routes().breaker;
+        self.breakers().iter().map(|b| b.state(settings)).collect()
+    }
+
+    fn breakers(&self) -> &[Arc<crate::breaker::Breaker>] {
+        self.inner
+            .breakers
+            .get_or_init(|| crate::route::breakers(self.config()))
     }
 
     /// The endpoint of `kind`, parsed once (see [`Inner::endpoints`]).
@@ -191,7 +217,7 @@ impl Client {
             let body = chat_body(model, messages, params, false)?;
             let split =
                 opts.reasoning.unwrap_or(self.config().reasoning()) == crate::Reasoning::Split;
-            match self.execute(Kind::Chat, body, &opts, want).await? {
+            match self.execute(Kind::Chat, model, body, &opts, want).await? {
                 Reply::Stream(_) => Err(Error::config("unexpected stream")),
                 reply if split => split_reasoning(reply),
                 reply => Ok(reply),
@@ -237,7 +263,7 @@ impl Client {
                 split: opts.reasoning.unwrap_or(self.config().reasoning())
                     == crate::Reasoning::Split,
             };
-            match self.execute(Kind::Chat, body, &opts, Want::Stream).await? {
+            match self.execute(Kind::Chat, model, body, &opts, Want::Stream).await? {
                 Reply::Stream(resp) => Ok(ChatStream::from_response(resp, meta)),
                 Reply::Body(raw) | Reply::Parsed(raw, _) => ChatStream::from_completion(raw, meta),
             }
@@ -307,7 +333,7 @@ impl Client {
                 input => {
                     let body =
                         crate::embeddings::request_body(model, input, params, dims, send_dims)?;
-                    return match self.execute(Kind::Embeddings, body, &opts, want).await? {
+                    return match self.execute(Kind::Embeddings, model, body, &opts, want).await? {
                         Reply::Stream(_) => Err(Error::config("unexpected stream")),
                         reply => check_reply_dims(reply, expected),
                     };
@@ -335,7 +361,7 @@ impl Client {
                             send_dims,
                         )?;
                         let reply = self
-                            .execute(Kind::Embeddings, body, &one, Want::Value)
+                            .execute(Kind::Embeddings, model, body, &one, Want::Value)
                             .await?;
                         match check_reply_dims(reply, expected)? {
                             Reply::Parsed(_, v) => Ok(v),
@@ -356,6 +382,7 @@ impl Client {
                 status: 200,
                 request_id: None,
                 body,
+                attempts_detail: Vec::new(),
             };
             Ok(match want {
                 Want::Body => Reply::Body(raw),
@@ -395,7 +422,7 @@ impl Client {
     /// A `GET /models`, answered as `want` asks (a logged failure otherwise; the log line names
     /// `models` where other calls name their model).
     async fn models(&self, opts: CallOptions, want: Want) -> Result<Reply> {
-        let result = match self.execute(Kind::Models, Bytes::new(), &opts, want).await {
+        let result = match self.execute(Kind::Models, "", Bytes::new(), &opts, want).await {
             Ok(Reply::Stream(_)) => Err(Error::config("unexpected stream")),
             other => other,
         };
@@ -409,10 +436,13 @@ impl Client {
         }
     }
 
-    /// Runs attempts under the deadline and the retry rules, honouring cancellation.
+    /// Runs attempts under the deadline and the retry rules, honouring cancellation. A call with
+    /// fallbacks (endpoints, keys or models) goes through its route (`route.rs`); one without
+    /// keeps the direct loop, with no route built and no breaker consulted.
     async fn execute(
         &self,
         kind: Kind,
+        model: &str,
         body: Bytes,
         opts: &CallOptions,
         want: Want,
@@ -452,11 +482,55 @@ impl Client {
                 ),
             );
         };
+        let fallback_models = opts.fallback_models.as_deref();
+        if crate::route::has_choices(cfg, kind, fallback_models) {
+            let trail = std::sync::Mutex::new(Vec::new());
+            let call = crate::route::Call {
+                cfg,
+                http: &http,
+                kind,
+                want,
+                headers,
+                body,
+                model,
+                fallback_models,
+                primary_url: endpoint,
+                max_retries,
+                deadline,
+                breakers: self.breakers(),
+            };
+            let run = crate::route::run(&call, &attempts, &trail, &failed_before, on_retry);
+            let result = guard(run, deadline, timeout, &attempts, &failed_before, opts).await;
+            return result.map_err(|error| {
+                let attempts_detail = trail.lock().map(|t| t.clone()).unwrap_or_default();
+                if attempts_detail.is_empty() {
+                    return error;
+                }
+                Error::Failover {
+                    error: Box::new(error),
+                    attempts_detail,
+                }
+            });
+        }
         let run = retry::run(max_retries, deadline, &attempts, on_retry, || {
             let n = attempts.load(Ordering::Relaxed);
             let (headers, body) = (headers.clone(), body.clone());
             attempt::send(cfg, &http, url, endpoint, headers, body, kind, want, n)
         });
+        guard(run, deadline, timeout, &attempts, &failed_before, opts).await
+    }
+}
+
+/// Runs `run` under the call's deadline and cancellation: expiry is `ETIMEDOUT` carrying the
+/// attempts made and the last failed attempt's error.
+async fn guard<T>(
+    run: impl std::future::Future<Output = Result<T>>,
+    deadline: Instant,
+    timeout: Duration,
+    attempts: &AtomicU32,
+    failed_before: &std::sync::Mutex<Option<Error>>,
+    opts: &CallOptions,
+) -> Result<T> {
         let guarded = async {
             match tokio::time::timeout_at(deadline, run).await {
                 Ok(r) => r,
@@ -479,7 +553,6 @@ impl Client {
                 r = guarded => r,
             },
         }
-    }
 }
 
 /// An embeddings reply whose vectors were checked against the expected size.

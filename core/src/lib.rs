@@ -27,6 +27,7 @@
 mod accumulate;
 mod attempt;
 pub mod batch;
+pub mod breaker;
 mod check;
 mod client;
 mod config;
@@ -39,6 +40,7 @@ mod probe;
 mod proxy;
 pub mod reasoning;
 pub mod retry;
+mod route;
 pub mod sse;
 mod stream;
 mod tls;
@@ -52,7 +54,8 @@ pub use config::{
     ApiKey, Config, ConfigBuilder, LogLevel, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT_MS, ENV_NAMES,
 };
-pub use error::{summarize_body, Error, HttpErrorDetail, Result};
+pub use breaker::{breaker_state, BreakerState};
+pub use error::{summarize_body, AttemptDetail, Error, HttpErrorDetail, Result};
 pub use log::{error_line, log_failure, set_log_sink, with_log_sink, LogSink};
 pub use options::CallOptions;
 pub use reasoning::Reasoning;
