@@ -169,7 +169,9 @@ impl Breaker {
             endpoint: self.endpoint.clone(),
             phase,
             failures: g.failures,
-            opened_ms_ago: g.opened_at.map(|t| now.duration_since(t).as_millis() as u64),
+            opened_ms_ago: g
+                .opened_at
+                .map(|t| now.duration_since(t).as_millis() as u64),
             opens: g.opens,
         }
     }

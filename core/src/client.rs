@@ -263,7 +263,10 @@ impl Client {
                 split: opts.reasoning.unwrap_or(self.config().reasoning())
                     == crate::Reasoning::Split,
             };
-            match self.execute(Kind::Chat, model, body, &opts, Want::Stream).await? {
+            match self
+                .execute(Kind::Chat, model, body, &opts, Want::Stream)
+                .await?
+            {
                 Reply::Stream(resp) => Ok(ChatStream::from_response(resp, meta)),
                 Reply::Body(raw) | Reply::Parsed(raw, _) => ChatStream::from_completion(raw, meta),
             }
@@ -333,7 +336,10 @@ impl Client {
                 input => {
                     let body =
                         crate::embeddings::request_body(model, input, params, dims, send_dims)?;
-                    return match self.execute(Kind::Embeddings, model, body, &opts, want).await? {
+                    return match self
+                        .execute(Kind::Embeddings, model, body, &opts, want)
+                        .await?
+                    {
                         Reply::Stream(_) => Err(Error::config("unexpected stream")),
                         reply => check_reply_dims(reply, expected),
                     };
@@ -422,7 +428,10 @@ impl Client {
     /// A `GET /models`, answered as `want` asks (a logged failure otherwise; the log line names
     /// `models` where other calls name their model).
     async fn models(&self, opts: CallOptions, want: Want) -> Result<Reply> {
-        let result = match self.execute(Kind::Models, "", Bytes::new(), &opts, want).await {
+        let result = match self
+            .execute(Kind::Models, "", Bytes::new(), &opts, want)
+            .await
+        {
             Ok(Reply::Stream(_)) => Err(Error::config("unexpected stream")),
             other => other,
         };
@@ -531,28 +540,28 @@ async fn guard<T>(
     failed_before: &std::sync::Mutex<Option<Error>>,
     opts: &CallOptions,
 ) -> Result<T> {
-        let guarded = async {
-            match tokio::time::timeout_at(deadline, run).await {
-                Ok(r) => r,
-                Err(_) => Err(Error::Timeout {
-                    timeout_ms: timeout.as_millis() as u64,
-                    attempts: attempts.load(Ordering::Relaxed),
-                    last: failed_before
-                        .lock()
-                        .ok()
-                        .and_then(|mut slot| slot.take())
-                        .map(Box::new),
-                }),
-            }
-        };
-        match &opts.cancel {
-            None => guarded.await,
-            Some(token) => tokio::select! {
-                biased;
-                _ = token.cancelled() => Err(Error::Aborted),
-                r = guarded => r,
-            },
+    let guarded = async {
+        match tokio::time::timeout_at(deadline, run).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::Timeout {
+                timeout_ms: timeout.as_millis() as u64,
+                attempts: attempts.load(Ordering::Relaxed),
+                last: failed_before
+                    .lock()
+                    .ok()
+                    .and_then(|mut slot| slot.take())
+                    .map(Box::new),
+            }),
         }
+    };
+    match &opts.cancel {
+        None => guarded.await,
+        Some(token) => tokio::select! {
+            biased;
+            _ = token.cancelled() => Err(Error::Aborted),
+            r = guarded => r,
+        },
+    }
 }
 
 /// An embeddings reply whose vectors were checked against the expected size.

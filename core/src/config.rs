@@ -267,7 +267,11 @@ impl Config {
     }
     /// The fallback gateways' base URLs, in order (`LLM_FALLBACK_BASE_URLS` or `fallbacks`).
     pub fn fallback_base_urls(&self) -> Vec<&str> {
-        self.routes.fallbacks.iter().map(|f| f.base.as_str()).collect()
+        self.routes
+            .fallbacks
+            .iter()
+            .map(|f| f.base.as_str())
+            .collect()
     }
     /// How many keys the base URL's gateway has (`LLM_API_KEY` plus `LLM_API_KEYS`).
     pub fn api_key_count(&self) -> usize {

@@ -48,13 +48,13 @@ mod transport;
 pub mod url;
 
 pub use accumulate::Accumulator;
+pub use breaker::{breaker_state, BreakerState};
 pub use check::RawResponse;
 pub use client::Client;
 pub use config::{
     ApiKey, Config, ConfigBuilder, LogLevel, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT_MS, ENV_NAMES,
 };
-pub use breaker::{breaker_state, BreakerState};
 pub use error::{summarize_body, AttemptDetail, Error, HttpErrorDetail, Result};
 pub use log::{error_line, log_failure, set_log_sink, with_log_sink, LogSink};
 pub use options::CallOptions;

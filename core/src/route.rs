@@ -229,7 +229,12 @@ fn endpoints<'a>(
 }
 
 /// The models a call may use: the requested one, then the fallbacks (not for the models list).
-fn models<'a>(cfg: &'a Config, kind: Kind, model: &'a str, opt: Option<&'a [String]>) -> Vec<&'a str> {
+fn models<'a>(
+    cfg: &'a Config,
+    kind: Kind,
+    model: &'a str,
+    opt: Option<&'a [String]>,
+) -> Vec<&'a str> {
     let mut out = vec![model];
     if kind != Kind::Models {
         let fallbacks = opt.unwrap_or(&cfg.routes().fallback_models);
@@ -244,8 +249,7 @@ pub(crate) fn has_choices(cfg: &Config, kind: Kind, fallback_models: Option<&[St
     let r = cfg.routes();
     !r.fallbacks.is_empty()
         || !r.extra_keys.is_empty()
-        || (kind != Kind::Models
-            && !fallback_models.unwrap_or(&r.fallback_models).is_empty())
+        || (kind != Kind::Models && !fallback_models.unwrap_or(&r.fallback_models).is_empty())
 }
 
 /// The process-wide breakers of a config's endpoints (base URL first).
@@ -313,9 +317,16 @@ pub(crate) fn model_missing(d: &crate::error::HttpErrorDetail) -> bool {
     }
     let words = format!("{} {}", d.summary, d.body).to_ascii_lowercase();
     words.contains("model")
-        && ["not found", "does not exist", "not exist", "no such", "unknown", "not available"]
-            .iter()
-            .any(|w| words.contains(w))
+        && [
+            "not found",
+            "does not exist",
+            "not exist",
+            "no such",
+            "unknown",
+            "not available",
+        ]
+        .iter()
+        .any(|w| words.contains(w))
 }
 
 /// Whether a failure says the gateway itself is unwell (what a breaker counts).
@@ -340,9 +351,7 @@ fn with_model(body: &Bytes, model: &str) -> Result<Bytes> {
 /// again, capped at 8 s.
 fn backoff(n: u32) -> Duration {
     use std::hash::{BuildHasher, Hasher};
-    let base = BASE_DELAY
-        .saturating_mul(1u32 << n.min(16))
-        .min(MAX_DELAY);
+    let base = BASE_DELAY.saturating_mul(1u32 << n.min(16)).min(MAX_DELAY);
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
     h.write_u32(n);
     let frac = (h.finish() % 1000) as f64 / 1000.0;
@@ -581,7 +590,10 @@ mod tests {
         let r = resolve(
             Explicit::default(),
             &env(&[
-                ("LLM_FALLBACK_BASE_URLS", "http://b:3000, https://dash/compatible-mode/v1/"),
+                (
+                    "LLM_FALLBACK_BASE_URLS",
+                    "http://b:3000, https://dash/compatible-mode/v1/",
+                ),
                 ("LLM_FALLBACK_API_KEYS", ",k2"),
                 ("LLM_API_KEYS", "k0,k1, k1"),
                 ("LLM_FALLBACK_MODELS", "qwen-max, ,qwen-plus"),
@@ -620,9 +632,7 @@ mod tests {
 
     #[test]
     fn a_404_is_a_missing_model_only_when_its_words_say_so() {
-        let d = |body: &str| {
-            crate::error::http_detail(404, &HeaderMap::new(), body.as_bytes())
-        };
+        let d = |body: &str| crate::error::http_detail(404, &HeaderMap::new(), body.as_bytes());
         assert!(model_missing(&d(r#"{"message":"Model not found"}"#)));
         assert!(model_missing(&d(
             r#"{"error":{"message":"The model `x` does not exist","code":"model_not_found"}}"#
