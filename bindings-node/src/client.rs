@@ -102,6 +102,22 @@ struct ClientOptions {
     /// Client certificate and key (mTLS): paths or PEM text, both or neither.
     client_cert: Option<String>,
     client_key: Option<String>,
+    /// Fallback gateways, tried in order after the base URL.
+    fallbacks: Option<Vec<FallbackOption>>,
+    /// Several keys for the base URL's gateway.
+    api_keys: Option<Vec<String>>,
+    fallback_models: Option<Vec<String>>,
+    breaker_failures: Option<u32>,
+    breaker_cooldown_ms: Option<u64>,
+}
+
+/// One entry of the `fallbacks` option.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct FallbackOption {
+    #[serde(alias = "baseURL")]
+    base_url: String,
+    api_key: Option<String>,
 }
 
 fn config_from(options_json: &str, snapshot: &str) -> claw_llm::Result<Config> {
@@ -131,8 +147,15 @@ fn config_from(options_json: &str, snapshot: &str) -> claw_llm::Result<Config> {
         max_response_bytes,
         embedding_batch_size,
         embedding_concurrency,
-        send_embedding_dims
+        send_embedding_dims,
+        api_keys,
+        fallback_models,
+        breaker_failures,
+        breaker_cooldown_ms
     );
+    for f in o.fallbacks.unwrap_or_default() {
+        b = b.fallback(f.base_url, f.api_key.unwrap_or_default());
+    }
     if let Some(mode) = o.reasoning {
         b = b.reasoning(claw_llm::Reasoning::parse(&mode)?);
     }
@@ -185,6 +208,13 @@ impl NativeClient {
             let client = Client::new(config).map_err(|e| error::to_js(&e))?;
             Ok(NativeClient { client })
         })
+    }
+
+    /// The breakers of this client's endpoints (base URL first), as JSON.
+    #[napi]
+    pub fn breaker_state_json(&self) -> String {
+        error::guard_sync(|| Ok(error::breakers_json(&self.client.breaker_state())))
+            .unwrap_or_else(|_| "[]".into())
     }
 
     /// The chat endpoint this client posts to (handy for checking the URL rules).

@@ -197,9 +197,16 @@ pub(crate) fn for_endpoint(base: &str) -> Arc<Breaker> {
         .clone()
 }
 
-/// Every breaker of the process, in endpoint order, judged with the default cooldown unless a
-/// client says otherwise.
-pub(crate) fn all(s: Settings) -> Vec<BreakerState> {
+/// Every breaker of the process, in endpoint order, judged with this cooldown (bindings pass
+/// their language's `LLM_BREAKER_COOLDOWN_MS`).
+pub fn states_with_cooldown(cooldown: Duration) -> Vec<BreakerState> {
+    all(Settings {
+        cooldown,
+        ..Settings::default()
+    })
+}
+
+fn all(s: Settings) -> Vec<BreakerState> {
     let breakers: Vec<Arc<Breaker>> = registry()
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
