@@ -172,6 +172,36 @@ impl Client {
         }
     }
 
+    /// Like [`Client::call_specific_model`], with where every attempt went (empty when the call
+    /// had no fallback endpoints, keys or models to choose from).
+    pub async fn call_specific_model_traced(
+        &self,
+        model: &str,
+        messages: Value,
+        params: Map<String, Value>,
+        opts: CallOptions,
+    ) -> Result<(Value, Vec<crate::AttemptDetail>)> {
+        traced(
+            self.chat(model, messages, params, opts, Want::Value)
+                .await?,
+        )
+    }
+
+    /// Like [`Client::embed`], with where every attempt went (see
+    /// [`Client::call_specific_model_traced`]).
+    pub async fn embed_traced(
+        &self,
+        model: &str,
+        input: Value,
+        params: Map<String, Value>,
+        opts: CallOptions,
+    ) -> Result<(Value, Vec<crate::AttemptDetail>)> {
+        traced(
+            self.embeddings(model, input, params, opts, Want::Value)
+                .await?,
+        )
+    }
+
     /// Like [`Client::call_specific_model`] but returns the checked body bytes, so a binding can
     /// hand them to its own JSON parser.
     pub async fn call_specific_model_raw(
@@ -561,6 +591,18 @@ async fn guard<T>(
             _ = token.cancelled() => Err(Error::Aborted),
             r = guarded => r,
         },
+    }
+}
+
+/// A parsed reply and its attempts detail.
+fn traced(reply: Reply) -> Result<(Value, Vec<crate::AttemptDetail>)> {
+    match reply {
+        Reply::Parsed(raw, value) => Ok((value, raw.attempts_detail)),
+        Reply::Body(raw) => {
+            let value = raw.json()?;
+            Ok((value, raw.attempts_detail))
+        }
+        Reply::Stream(_) => Err(Error::config("unexpected stream")),
     }
 }
 
