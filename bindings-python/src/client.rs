@@ -172,10 +172,18 @@ fn build(
         if let Some(models) = failover.fallback_models {
             b = b.fallback_models(models);
         }
-        if let Some(n) = count("breaker_failures", failover.breaker_failures, u32::MAX as u64)? {
+        if let Some(n) = count(
+            "breaker_failures",
+            failover.breaker_failures,
+            u32::MAX as u64,
+        )? {
             b = b.breaker_failures(n as u32);
         }
-        if let Some(ms) = count("breaker_cooldown_ms", failover.breaker_cooldown_ms, u64::MAX)? {
+        if let Some(ms) = count(
+            "breaker_cooldown_ms",
+            failover.breaker_cooldown_ms,
+            u64::MAX,
+        )? {
             b = b.breaker_cooldown_ms(ms);
         }
         match (tls.client_cert, tls.client_key) {

@@ -42,9 +42,12 @@ impl Outcome {
             Outcome::Json(v) => convert::to_py(py, &v)?.unbind(),
             Outcome::Traced(v, detail) => {
                 let value = convert::to_py(py, &v)?;
-                pyo3::types::PyTuple::new(py, [value.into_any(), PyString::new(py, &detail).into_any()])?
-                    .into_any()
-                    .unbind()
+                pyo3::types::PyTuple::new(
+                    py,
+                    [value.into_any(), PyString::new(py, &detail).into_any()],
+                )?
+                .into_any()
+                .unbind()
             }
             Outcome::Stream(s) => Py::new(py, NativeStream::start(*s)?)?.into_any(),
             Outcome::Vectors(v) => PyList::new(py, v)?.into_any().unbind(),
