@@ -89,6 +89,13 @@ function envSnapshot() {
     const v = env[ENV_KEYS[i]];
     if (v !== undefined) s += v.indexOf('\0') === -1 ? v : v.replace(/\0/g, '');
   }
+  // OpenClaw's config names variables of its own (`${VAR}`, SecretRefs, <PROVIDER>_API_KEYS):
+  // with LLM_PROVIDERS set, every variable follows as NAME=value.
+  if (env.LLM_PROVIDERS) {
+    for (const [k, v] of Object.entries(env)) {
+      if (typeof v === 'string' && v.indexOf('\0') === -1) s += `\0${k}=${v}`;
+    }
+  }
   return s;
 }
 

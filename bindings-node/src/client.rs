@@ -42,13 +42,17 @@ const CACHE_SIZE: usize = 8;
 static CACHE: Mutex<Vec<(String, Client)>> = Mutex::new(Vec::new());
 
 /// Reads one variable from a snapshot (`ENV_KEYS` values joined by NUL; empty means unset).
+/// With `LLM_PROVIDERS` set, `NAME=value` entries of every variable follow (OpenClaw's config
+/// names variables of its own).
 pub(crate) fn lookup(snapshot: &str, name: &str) -> Option<String> {
-    let i = ENV_KEYS.iter().position(|k| *k == name)?;
-    snapshot
-        .split('\0')
-        .nth(i)
-        .filter(|v| !v.is_empty())
-        .map(str::to_string)
+    let mut parts = snapshot.split('\0');
+    let found = match ENV_KEYS.iter().position(|k| *k == name) {
+        Some(i) => parts.nth(i),
+        None => parts
+            .skip(ENV_KEYS.len())
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('=')),
+    };
+    found.filter(|v| !v.is_empty()).map(str::to_string)
 }
 
 /// The log level a snapshot asks for, for errors raised before a client exists.

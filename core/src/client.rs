@@ -30,6 +30,8 @@ struct Inner {
     /// The breakers of the base URL and the fallbacks, looked up in the process-wide registry
     /// on the first call that has fallbacks.
     breakers: OnceLock<Vec<Arc<crate::breaker::Breaker>>>,
+    /// A client per OpenClaw provider (`LLM_PROVIDERS=openclaw`), by provider id.
+    providers: Vec<(String, Client)>,
 }
 
 /// A client for one gateway. Cheap to clone; clones share one connection pool.
@@ -62,12 +64,14 @@ impl Client {
     /// A client with its own connection pool.
     pub fn new(config: Config) -> Result<Self> {
         let pool = Pool::own(config.tls())?;
+        let providers = providers(&config, Client::new)?;
         Ok(Client {
             inner: Arc::new(Inner {
                 config,
                 pool,
                 endpoints: Default::default(),
                 breakers: OnceLock::new(),
+                providers,
             }),
         })
     }
@@ -87,14 +91,27 @@ impl Client {
     /// build one per call from their language's own environment (`process.env`, `os.environ`).
     pub fn shared(config: Config) -> Result<Self> {
         let pool = Pool::shared(config.tls())?;
+        let providers = providers(&config, Client::shared)?;
         Ok(Client {
             inner: Arc::new(Inner {
                 config,
                 pool,
                 endpoints: Default::default(),
                 breakers: OnceLock::new(),
+                providers,
             }),
         })
+    }
+
+    /// The client a model goes to: an OpenClaw provider's for `provider/model` when that
+    /// provider is configured (with the model id after the slash), else this one.
+    fn target<'a>(&'a self, model: &'a str) -> (&'a Client, &'a str) {
+        if let Some((id, rest)) = model.split_once('/') {
+            if let Some((_, c)) = self.inner.providers.iter().find(|(p, _)| p == id) {
+                return (c, rest);
+            }
+        }
+        (self, model)
     }
 
     /// The configuration this client was built with.
@@ -228,7 +245,8 @@ impl Client {
     ) -> Result<Reply> {
         let log_model = model.to_string();
         let result = async {
-            let model = self.resolve_model(model, self.config().model(), "LLM_MODEL_ID")?;
+            let (this, model) = self.target(model);
+            let model = this.resolve_model(model, this.config().model(), "LLM_MODEL_ID")?;
             check_messages(&messages)?;
             match params.shift_remove("stream") {
                 None | Some(Value::Null) | Some(Value::Bool(false)) => {}
@@ -246,8 +264,8 @@ impl Client {
             }
             let body = chat_body(model, messages, params, false)?;
             let split =
-                opts.reasoning.unwrap_or(self.config().reasoning()) == crate::Reasoning::Split;
-            match self.execute(Kind::Chat, model, body, &opts, want).await? {
+                opts.reasoning.unwrap_or(this.config().reasoning()) == crate::Reasoning::Split;
+            match this.execute(Kind::Chat, model, body, &opts, want).await? {
                 Reply::Stream(_) => Err(Error::config("unexpected stream")),
                 reply if split => split_reasoning(reply),
                 reply => Ok(reply),
@@ -269,14 +287,15 @@ impl Client {
     ) -> Result<ChatStream> {
         let log_model = model.to_string();
         let result = async {
-            let model = self.resolve_model(model, self.config().model(), "LLM_MODEL_ID")?;
+            let (this, model) = self.target(model);
+            let model = this.resolve_model(model, this.config().model(), "LLM_MODEL_ID")?;
             check_messages(&messages)?;
             params.shift_remove("stream");
             let body = chat_body(model, messages, params, true)?;
             let idle = Duration::from_millis(
                 opts.idle_timeout_ms
                     .or(opts.timeout_ms)
-                    .unwrap_or(self.config().timeout().as_millis() as u64),
+                    .unwrap_or(this.config().timeout().as_millis() as u64),
             );
             let token = opts
                 .cancel
@@ -285,15 +304,15 @@ impl Client {
                 .unwrap_or_default();
             let meta = crate::stream::StreamMeta {
                 model: model.to_string(),
-                log: self.config().log_level(),
+                log: this.config().log_level(),
                 idle,
-                max_event_bytes: self.config().max_response_bytes() as usize,
+                max_event_bytes: this.config().max_response_bytes() as usize,
                 cancel: token,
                 log_sink: log::call_sink(),
-                split: opts.reasoning.unwrap_or(self.config().reasoning())
+                split: opts.reasoning.unwrap_or(this.config().reasoning())
                     == crate::Reasoning::Split,
             };
-            match self
+            match this
                 .execute(Kind::Chat, model, body, &opts, Want::Stream)
                 .await?
             {
@@ -355,8 +374,9 @@ impl Client {
     ) -> Result<Reply> {
         let log_model = model.to_string();
         let result = async {
-            let cfg = self.config();
-            let model = self.resolve_model(model, cfg.embedding_model(), "EMBEDDING_MODEL_ID")?;
+            let (this, model) = self.target(model);
+            let cfg = this.config();
+            let model = this.resolve_model(model, cfg.embedding_model(), "EMBEDDING_MODEL_ID")?;
             crate::embeddings::check_input(&input)?;
             let expected = crate::embeddings::expected_dims(&params, cfg.embedding_dims())?;
             let size = crate::batch::batch_size(model, opts.batch_size, cfg.embedding_batch_size());
@@ -366,7 +386,7 @@ impl Client {
                 input => {
                     let body =
                         crate::embeddings::request_body(model, input, params, dims, send_dims)?;
-                    return match self
+                    return match this
                         .execute(Kind::Embeddings, model, body, &opts, want)
                         .await?
                     {
@@ -396,7 +416,7 @@ impl Client {
                             dims,
                             send_dims,
                         )?;
-                        let reply = self
+                        let reply = this
                             .execute(Kind::Embeddings, model, body, &one, Want::Value)
                             .await?;
                         match check_reply_dims(reply, expected)? {
@@ -592,6 +612,15 @@ async fn guard<T>(
             r = guarded => r,
         },
     }
+}
+
+/// A client per OpenClaw provider of `config`, made by `make` (own or shared pool).
+fn providers(config: &Config, make: fn(Config) -> Result<Client>) -> Result<Vec<(String, Client)>> {
+    config
+        .providers()
+        .iter()
+        .map(|p| Ok((p.id.clone(), make(p.config.clone())?)))
+        .collect()
 }
 
 /// A parsed reply and its attempts detail.

@@ -47,6 +47,9 @@ pub const ENV_NAMES: &[&str] = &[
     "LLM_FALLBACK_MODELS",
     "LLM_BREAKER_FAILURES",
     "LLM_BREAKER_COOLDOWN_MS",
+    "LLM_PROVIDERS",
+    "OPENCLAW_CONFIG_PATH",
+    "HOME",
 ];
 
 /// How much the client writes to its log sink (`LLM_LOG`).
@@ -137,6 +140,8 @@ pub struct Config {
     tls: TlsSettings,
     /// Fallback endpoints, keys and models, and the breaker settings.
     routes: crate::route::Routes,
+    /// OpenClaw's providers (`LLM_PROVIDERS=openclaw`).
+    providers: Option<std::sync::Arc<Vec<crate::openclaw::Provider>>>,
 }
 
 impl fmt::Debug for Config {
@@ -164,6 +169,7 @@ impl fmt::Debug for Config {
             .field("fallbacks", &self.fallback_base_urls())
             .field("api_keys", &(1 + self.routes.extra_keys.len()))
             .field("fallback_models", &self.routes.fallback_models)
+            .field("openclaw_providers", &self.openclaw_providers())
             .finish()
     }
 }
@@ -288,6 +294,16 @@ impl Config {
     /// How long an open breaker skips its endpoint (`LLM_BREAKER_COOLDOWN_MS`, default 30 s).
     pub fn breaker_cooldown(&self) -> Duration {
         self.routes.breaker.cooldown
+    }
+    /// The provider ids of OpenClaw's config (`LLM_PROVIDERS=openclaw`), in the file's order.
+    pub fn openclaw_providers(&self) -> Vec<&str> {
+        self.providers
+            .iter()
+            .flat_map(|p| p.iter().map(|p| p.id.as_str()))
+            .collect()
+    }
+    pub(crate) fn providers(&self) -> &[crate::openclaw::Provider] {
+        self.providers.as_deref().map_or(&[], Vec::as_slice)
     }
     pub(crate) fn routes(&self) -> &crate::route::Routes {
         &self.routes
@@ -676,6 +692,7 @@ impl ConfigBuilder {
         .load()?;
         let api_key = ApiKey(api_key);
         let routes = crate::route::resolve(self.routes, &one, &api_key)?;
+        let providers = crate::openclaw::load(&one)?;
 
         Ok(Config {
             base_url,
@@ -698,6 +715,7 @@ impl ConfigBuilder {
             sources,
             tls,
             routes,
+            providers,
         })
     }
 }

@@ -35,6 +35,7 @@ pub mod doctor;
 pub mod embeddings;
 mod error;
 mod log;
+mod openclaw;
 mod options;
 mod probe;
 mod proxy;

@@ -1889,3 +1889,112 @@ async fn failover_deadline_held_across_chain() {
     assert!(d.len() >= 2, "{d:?}");
     assert_eq!(d[0].status, Some(503));
 }
+
+// ---- OpenClaw providers ----
+
+fn openclaw_env(extra: &[(&str, String)]) -> impl Fn(&str) -> Option<String> {
+    let fixture = format!(
+        "{}/../tests/fixtures/openclaw.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut map: std::collections::HashMap<String, String> = [
+        ("LLM_BASE_URL", gateway().base.clone()),
+        ("LLM_API_KEY", KEY.to_string()),
+        ("LLM_PROVIDERS", "openclaw".to_string()),
+        ("OPENCLAW_CONFIG_PATH", fixture),
+        ("CLAW_TEST_GATEWAY", gateway().base.clone()),
+        ("CLAW_TEST_ONEAPI_KEY", KEY.to_string()),
+        ("CLAW_TEST_DASHSCOPE_KEY", KEY.to_string()),
+        ("CLAW_TEST_TEAM", "claw".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    for (k, v) in extra {
+        map.insert(k.to_string(), v.clone());
+    }
+    move |k| map.get(k).cloned()
+}
+
+#[tokio::test]
+async fn openclaw_provider_model_resolved_from_config() {
+    let c = Client::new(Config::builder().build_with(openclaw_env(&[])).unwrap()).unwrap();
+    assert_eq!(c.config().openclaw_providers(), ["oneapi", "dashscope"]);
+    let v = c
+        .call_specific_model(
+            "oneapi/qwen-plus",
+            msgs("hi"),
+            params(json!({})),
+            opts(5_000, 0),
+        )
+        .await
+        .unwrap();
+    let echo = &v["mock_echo"];
+    assert_eq!(
+        echo["body"]["model"], "qwen-plus",
+        "the model id after the slash"
+    );
+    assert_eq!(echo["path"], "/v1/chat/completions");
+    assert_eq!(
+        echo["headers"]["authorization"], "Bearer <redacted>",
+        "the SecretRef's key"
+    );
+    assert_eq!(echo["headers"]["x-openclaw-team"], "claw");
+    let v = c
+        .call_specific_model(
+            "dashscope/qwen-max",
+            msgs("hi"),
+            params(json!({})),
+            opts(5_000, 0),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        v["mock_echo"]["path"],
+        "/compatible-mode/v1/chat/completions"
+    );
+    assert_eq!(v["mock_echo"]["body"]["model"], "qwen-max");
+    assert_eq!(
+        v["mock_echo"]["headers"]["authorization"],
+        "Bearer <redacted>"
+    );
+    // A provider the file does not name keeps the environment's gateway, model verbatim.
+    let v = c
+        .call_specific_model(
+            "openrouter/qwen-plus",
+            msgs("hi"),
+            params(json!({})),
+            opts(5_000, 0),
+        )
+        .await
+        .unwrap();
+    assert_eq!(v["mock_echo"]["body"]["model"], "openrouter/qwen-plus");
+    assert!(v["mock_echo"]["headers"].get("x-openclaw-team").is_none());
+}
+
+#[tokio::test]
+async fn openclaw_bad_config_names_file_and_line() {
+    let path = std::env::temp_dir()
+        .join(unique("openclaw-bad-"))
+        .with_extension("json");
+    std::fs::write(
+        &path,
+        "{\n  models: {\n    providers: { p: { baseUrl: , } },\n  },\n}\n",
+    )
+    .unwrap();
+    let p = path.to_string_lossy().to_string();
+    let err = Config::builder()
+        .build_with(openclaw_env(&[("OPENCLAW_CONFIG_PATH", p.clone())]))
+        .unwrap_err();
+    assert_eq!(err.code(), "LLM_CLIENT_CONFIG");
+    assert!(err.to_string().contains(&p), "{err}");
+    assert!(err.to_string().contains("line 3"), "{err}");
+    // A variable the file refers to that is not set is named, with the field.
+    let err = Config::builder()
+        .build_with(openclaw_env(&[("CLAW_TEST_TEAM", String::new())]))
+        .unwrap_err();
+    assert_eq!(err.code(), "LLM_CLIENT_CONFIG");
+    assert!(err.to_string().contains("CLAW_TEST_TEAM"), "{err}");
+    assert!(err.to_string().contains("x-openclaw-team"), "{err}");
+    let _ = std::fs::remove_file(&path);
+}
