@@ -1153,3 +1153,65 @@ scenario('failover_deadline_held_across_chain', async () => {
   assert.ok(e.attemptsDetail.length >= 2);
   assert.equal(e.attemptsDetail[0].status, 503);
 });
+
+// ---------------------------------------------------------------- OpenClaw providers
+
+const OPENCLAW_FIXTURE = path.join(__dirname, '..', 'fixtures', 'openclaw.json');
+const openclawEnv = (extra = {}) =>
+  env({
+    LLM_PROVIDERS: 'openclaw',
+    OPENCLAW_CONFIG_PATH: OPENCLAW_FIXTURE,
+    CLAW_TEST_GATEWAY: gw.url,
+    CLAW_TEST_ONEAPI_KEY: KEY,
+    CLAW_TEST_DASHSCOPE_KEY: KEY,
+    CLAW_TEST_TEAM: 'claw',
+    ...extra,
+  });
+
+scenario('openclaw_provider_model_resolved_from_config', () =>
+  withEnv(openclawEnv(), async () => {
+    // Variables the config names are read from process.env at the call, like every setting.
+    const extraNames = ['CLAW_TEST_GATEWAY', 'CLAW_TEST_ONEAPI_KEY', 'CLAW_TEST_DASHSCOPE_KEY', 'CLAW_TEST_TEAM'];
+    try {
+      let r = await call('oneapi/qwen-plus', { maxRetries: 0 });
+      assert.equal(r.mock_echo.body.model, 'qwen-plus', 'the model id after the slash');
+      assert.equal(r.mock_echo.path, '/v1/chat/completions');
+      assert.equal(r.mock_echo.headers.authorization, 'Bearer <redacted>', "the SecretRef's key");
+      assert.equal(r.mock_echo.headers['x-openclaw-team'], 'claw');
+      r = await call('dashscope/qwen-max', { maxRetries: 0 });
+      assert.equal(r.mock_echo.path, '/compatible-mode/v1/chat/completions');
+      assert.equal(r.mock_echo.body.model, 'qwen-max');
+      assert.equal(r.mock_echo.headers.authorization, 'Bearer <redacted>');
+      r = await call('openrouter/qwen-plus', { maxRetries: 0 });
+      assert.equal(r.mock_echo.body.model, 'openrouter/qwen-plus', 'a provider the file does not name keeps the env gateway');
+      assert.equal(r.mock_echo.headers['x-openclaw-team'], undefined);
+      const client = llm.createClient();
+      r = await client.callSpecificModel('oneapi/qwen-plus', USER, { maxRetries: 0 });
+      assert.equal(r.mock_echo.body.model, 'qwen-plus');
+    } finally {
+      for (const n of extraNames) delete process.env[n];
+    }
+  }));
+
+scenario('openclaw_bad_config_names_file_and_line', async () => {
+  const bad = path.join(require('node:os').tmpdir(), `${unique('openclaw-bad-')}.json`);
+  fs.writeFileSync(bad, '{\n  models: {\n    providers: { p: { baseUrl: , } },\n  },\n}\n');
+  const extraNames = ['CLAW_TEST_GATEWAY', 'CLAW_TEST_ONEAPI_KEY', 'CLAW_TEST_DASHSCOPE_KEY', 'CLAW_TEST_TEAM'];
+  try {
+    await withEnv(openclawEnv({ OPENCLAW_CONFIG_PATH: bad }), async () => {
+      const e = await rejection(call('oneapi/qwen-plus', { maxRetries: 0 }));
+      assert.equal(e.code, 'LLM_CLIENT_CONFIG');
+      assert.ok(e.message.includes(bad), e.message);
+      assert.match(e.message, /line 3/);
+    });
+    await withEnv(openclawEnv({ CLAW_TEST_TEAM: '' }), async () => {
+      const e = await rejection(call('oneapi/qwen-plus', { maxRetries: 0 }));
+      assert.equal(e.code, 'LLM_CLIENT_CONFIG');
+      assert.match(e.message, /CLAW_TEST_TEAM/);
+      assert.match(e.message, /x-openclaw-team/);
+    });
+  } finally {
+    fs.rmSync(bad, { force: true });
+    for (const n of extraNames) delete process.env[n];
+  }
+});

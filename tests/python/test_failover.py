@@ -181,3 +181,55 @@ def test_failover_options_are_validated_before_any_request():
     ):
         with pytest.raises(claw_llm.ConfigError):
             claw_llm.Client(base_url="http://127.0.0.1:9", api_key="k", **bad)
+
+
+# --- OpenClaw providers ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def openclaw_env(gateway, monkeypatch):
+    from conftest import ROOT
+
+    monkeypatch.setenv("LLM_PROVIDERS", "openclaw")
+    monkeypatch.setenv("OPENCLAW_CONFIG_PATH", str(ROOT / "tests" / "fixtures" / "openclaw.json"))
+    monkeypatch.setenv("CLAW_TEST_GATEWAY", gateway.url)
+    monkeypatch.setenv("CLAW_TEST_ONEAPI_KEY", KEY)
+    monkeypatch.setenv("CLAW_TEST_DASHSCOPE_KEY", KEY)
+    monkeypatch.setenv("CLAW_TEST_TEAM", "claw")
+    return monkeypatch
+
+
+def test_openclaw_provider_model_resolved_from_config(openclaw_env):
+    r = claw_llm.call_specific_model("oneapi/qwen-plus", USER, max_retries=0)
+    echo = r["mock_echo"]
+    assert echo["body"]["model"] == "qwen-plus", "the model id after the slash"
+    assert echo["path"] == "/v1/chat/completions"
+    assert echo["headers"]["authorization"] == "Bearer <redacted>", "the SecretRef's key"
+    assert echo["headers"]["x-openclaw-team"] == "claw"
+    r = claw_llm.call_specific_model("dashscope/qwen-max", USER, max_retries=0)
+    assert r["mock_echo"]["path"] == "/compatible-mode/v1/chat/completions"
+    assert r["mock_echo"]["body"]["model"] == "qwen-max"
+    assert r["mock_echo"]["headers"]["authorization"] == "Bearer <redacted>"
+    r = claw_llm.call_specific_model("openrouter/qwen-plus", USER, max_retries=0)
+    assert r["mock_echo"]["body"]["model"] == "openrouter/qwen-plus"
+    assert "x-openclaw-team" not in r["mock_echo"]["headers"]
+    r = claw_llm.Client().call_specific_model("oneapi/qwen-plus", USER, max_retries=0)
+    assert r["mock_echo"]["body"]["model"] == "qwen-plus"
+
+
+def test_openclaw_bad_config_names_file_and_line(openclaw_env, tmp_path):
+    bad = tmp_path / "openclaw.json"
+    bad.write_text("{\n  models: {\n    providers: { p: { baseUrl: , } },\n  },\n}\n")
+    openclaw_env.setenv("OPENCLAW_CONFIG_PATH", str(bad))
+    with pytest.raises(claw_llm.ConfigError) as info:
+        claw_llm.call_specific_model("oneapi/qwen-plus", USER, max_retries=0)
+    assert str(bad) in str(info.value)
+    assert "line 3" in str(info.value)
+    openclaw_env.delenv("OPENCLAW_CONFIG_PATH")
+    from conftest import ROOT
+
+    openclaw_env.setenv("OPENCLAW_CONFIG_PATH", str(ROOT / "tests" / "fixtures" / "openclaw.json"))
+    openclaw_env.delenv("CLAW_TEST_TEAM")
+    with pytest.raises(claw_llm.ConfigError) as info:
+        claw_llm.call_specific_model("oneapi/qwen-plus", USER, max_retries=0)
+    assert "CLAW_TEST_TEAM" in str(info.value) and "x-openclaw-team" in str(info.value)
