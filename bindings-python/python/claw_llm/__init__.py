@@ -389,7 +389,7 @@ def _reply(out: Any) -> Any:
 
 
 def _chat(client, model, messages, timeout_ms, max_retries, idle_timeout_ms, headers, stream, params):
-    _client_options(params)
+    _fallback_option(params)
     payload = _payload("messages", messages, params, timeout_ms, max_retries, idle_timeout_ms, headers, stream)
     out = _native.call(client, model, payload, _CHAT)
     cls = out.__class__
@@ -397,11 +397,17 @@ def _chat(client, model, messages, timeout_ms, max_retries, idle_timeout_ms, hea
 
 
 async def _achat(client, model, messages, timeout_ms, max_retries, idle_timeout_ms, headers, stream, params):
-    _client_options(params)
+    _fallback_option(params)
     payload = _payload("messages", messages, params, timeout_ms, max_retries, idle_timeout_ms, headers, stream)
     out = await _submit(lambda n: _native.start(n, client, model, payload, _CHAT))
     cls = out.__class__
     return out if cls is dict else _reply(out) if cls is tuple else AsyncStream(out)
+
+
+def _fallback_option(params):
+    """``fallback_models=`` under the name the core validates."""
+    if "fallback_models" in params:
+        params["fallbackModels"] = params.pop("fallback_models")
 
 
 def _client_options(params):
@@ -409,8 +415,7 @@ def _client_options(params):
     validates."""
     if "batch_size" in params:
         params["batchSize"] = params.pop("batch_size")
-    if "fallback_models" in params:
-        params["fallbackModels"] = params.pop("fallback_models")
+    _fallback_option(params)
 
 
 
@@ -521,11 +526,14 @@ def call_specific_model(
         idle_timeout_ms: for a stream, the longest gap between two reads (default: the timeout).
         headers: extra request headers.
         stream: ``True`` returns a :class:`Stream` once the response head arrived.
-        **params: passed to the gateway untouched (temperature, max_tokens, tools,
-            response_format, vendor fields, ...).
+        **params: ``fallback_models=[...]`` (models tried in order when this one keeps failing,
+            else ``LLM_FALLBACK_MODELS``; not sent); everything else is passed to the gateway
+            untouched (temperature, max_tokens, tools, response_format, vendor fields, ...).
 
     Returns:
-        The gateway's JSON as a dict (unknown fields kept), or a :class:`Stream`.
+        The gateway's JSON as a dict (unknown fields kept), or a :class:`Stream`. After a
+        call that had fallbacks (endpoints, keys or models), a :class:`Reply` (a dict) whose
+        ``attempts_detail`` says where each attempt went.
 
     Raises:
         LLMClientError: a subclass per failure, e.g. ``ConfigError`` before any I/O,
