@@ -861,6 +861,29 @@ mod tests {
     }
 
     #[test]
+    fn config_api_keys_alone_satisfy_the_key_and_follow_llm_api_key() {
+        let c = Config::builder()
+            .build_with(env(&[
+                ("LLM_BASE_URL", "http://h"),
+                ("LLM_API_KEYS", " k1, k2 ,"),
+            ]))
+            .unwrap();
+        assert_eq!(c.api_key().expose(), "k1");
+        assert_eq!(c.api_key_count(), 2);
+        let c = Config::builder()
+            .build_with(env(&[
+                ("LLM_BASE_URL", "http://h"),
+                ("LLM_API_KEY", "k0"),
+                ("LLM_API_KEYS", "k1,k0"),
+            ]))
+            .unwrap();
+        assert_eq!(c.api_key().expose(), "k0");
+        assert_eq!(c.api_key_count(), 2, "k0 is not tried twice");
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("k1") && !dbg.contains("\"k0"), "{dbg}");
+    }
+
+    #[test]
     fn config_values_are_trimmed() {
         let c = Config::builder()
             .build_with(env(&[

@@ -1998,3 +1998,16 @@ async fn openclaw_bad_config_names_file_and_line() {
     assert!(err.to_string().contains("x-openclaw-team"), "{err}");
     let _ = std::fs::remove_file(&path);
 }
+
+/// Without fallbacks a call keeps the direct path: its error is the plain variant, with no
+/// attempts detail, exactly as before failover existed.
+#[tokio::test]
+async fn without_fallbacks_errors_are_unwrapped_and_carry_no_detail() {
+    let e = ask(&client(), "mock-err-oneapi:status=400", opts(5_000, 0))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Http(_)), "{e:?}");
+    assert!(e.attempts_detail().is_empty());
+    let r = ask(&client(), "mock-ok", opts(5_000, 0)).await.unwrap();
+    assert!(r.attempts_detail.is_empty());
+}
