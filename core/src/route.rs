@@ -454,8 +454,8 @@ pub(crate) async fn run(
                                 continue;
                             }
                             guard.0 = Some(&call.breakers[e]);
-                            // Only one call of this endpoint is the trial.
-                            gates[e] = Gate::Skip(std::time::Instant::now());
+                            // This call holds the trial: its other keys and models may follow.
+                            gates[e] = Gate::Pass;
                         }
                     }
                 }
@@ -509,7 +509,11 @@ pub(crate) async fn run(
                         guard.0 = None;
                         if use_breakers {
                             if unwell(&failed) {
-                                call.breakers[e].failure(settings);
+                                // Opened just now: the rest of this round leaves it alone
+                                // (unless it is the one every other choice depends on).
+                                if call.breakers[e].failure(settings) && forced != Some(e) {
+                                    gates[e] = Gate::Skip(std::time::Instant::now());
+                                }
                             } else {
                                 call.breakers[e].success();
                             }

@@ -14,7 +14,7 @@ use tokio::net::{TcpSocket, TcpStream};
 use tokio::task::JoinSet;
 
 const CALLS: usize = 10_000;
-const IN_FLIGHT: usize = 32;
+const IN_FLIGHT: usize = 8;
 
 const REPLY: &str = r#"{"id":"soak","object":"chat.completion","choices":[{"index":0,"message":{"role":"assistant","content":"ok"},"finish_reason":"stop"}]}"#;
 
