@@ -1,7 +1,9 @@
 //! The public API: [`Client`] and its calls (chat, streams, embeddings). Each call validates its
 //! arguments, builds the body, then runs its attempts under the call's deadline, the retry rules
-//! and cancellation (`execute`), and logs a failure once. One attempt is `attempt.rs`; the wire
-//! is `transport.rs`; what a 2xx body is, `check.rs`.
+//! and cancellation (`execute`), and logs a failure once. A call with fallback endpoints, keys
+//! or models goes through `route.rs` (with the breakers of `breaker.rs`); a `provider/model` of
+//! OpenClaw's config goes to that provider's client (`openclaw.rs`). One attempt is
+//! `attempt.rs`; the wire is `transport.rs`; what a 2xx body is, `check.rs`.
 
 use crate::attempt::{self, Reply, Want};
 use crate::check::{Kind, RawResponse};
