@@ -166,7 +166,14 @@ impl fmt::Debug for Config {
             .field("embedding_concurrency", &self.embedding_concurrency)
             .field("send_embedding_dims", &self.send_embedding_dims)
             .field("reasoning", &self.reasoning)
-            .field("fallbacks", &self.fallback_base_urls())
+            .field(
+                "fallbacks",
+                &self
+                    .fallback_base_urls()
+                    .into_iter()
+                    .map(url::redacted)
+                    .collect::<Vec<_>>(),
+            )
             .field("api_keys", &(1 + self.routes.extra_keys.len()))
             .field("fallback_models", &self.routes.fallback_models)
             .field("openclaw_providers", &self.openclaw_providers())
