@@ -891,6 +891,27 @@ mod tests {
     }
 
     #[test]
+    fn config_debug_never_shows_fallback_or_rotation_keys() {
+        let c = Config::builder()
+            .fallback("http://b/v1?api-key=sk-in-query", "sk-fallback-secret")
+            .api_keys(["sk-rotation-secret"])
+            .build_with(env(&[
+                ("LLM_BASE_URL", "http://h"),
+                ("LLM_API_KEY", "sk-main"),
+            ]))
+            .unwrap();
+        let dbg = format!("{c:?} {:?}", c.routes());
+        for secret in [
+            "sk-in-query",
+            "sk-fallback-secret",
+            "sk-rotation-secret",
+            "sk-main",
+        ] {
+            assert!(!dbg.contains(secret), "{secret} in {dbg}");
+        }
+    }
+
+    #[test]
     fn config_values_are_trimmed() {
         let c = Config::builder()
             .build_with(env(&[

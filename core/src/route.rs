@@ -34,13 +34,22 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// A fallback gateway: its URLs (derived by the same rules as the base URL) and its key.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct Fallback {
     pub base: String,
     pub chat_url: String,
     pub embeddings_url: String,
     pub models_url: String,
     pub key: ApiKey,
+}
+
+impl std::fmt::Debug for Fallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fallback")
+            .field("base", &url::redacted(&self.base))
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The failover part of a [`Config`].
