@@ -112,6 +112,8 @@ const ENV_NAMES = [
   'LLM_FALLBACK_MODELS',
   'LLM_BREAKER_FAILURES',
   'LLM_BREAKER_COOLDOWN_MS',
+  'LLM_PROVIDERS',
+  'OPENCLAW_CONFIG_PATH',
 ];
 
 /** Sets exactly `vars` among the client's variables (others unset) for the duration of `fn`. */
