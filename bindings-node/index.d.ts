@@ -50,8 +50,51 @@ export interface ChatCompletion {
     [field: string]: unknown;
   }>;
   usage?: Usage;
+  /**
+   * Where each attempt went, on a call that had fallbacks (endpoints, keys or models) to
+   * choose from. Non-enumerable: `JSON.stringify`, spreads and `Object.keys` see the gateway's
+   * JSON exactly as the drop-in returned it, so a skill that logs or forwards the reply is
+   * unaffected.
+   */
+  readonly attemptsDetail?: AttemptDetail[];
   [field: string]: unknown;
 }
+
+/** One attempt of a call with fallbacks: where it went and how it ended. The key never appears. */
+export interface AttemptDetail {
+  /** The URL requested, without secret query values or a password. */
+  endpoint: string;
+  /** Which of the endpoint's keys was sent (0: LLM_API_KEY, then LLM_API_KEYS). */
+  keyIndex: number;
+  /** The model asked for (null for the models list). */
+  model: string | null;
+  /** The HTTP status, when a response head arrived. */
+  status: number | null;
+  /** The error code of a failed attempt; null for the one that succeeded. */
+  code: ErrorCode | null;
+  /** How long the attempt took, in ms. */
+  ms: number;
+}
+
+/** One endpoint's circuit breaker (see {@link breakerState}). */
+export interface BreakerState {
+  /** The endpoint's base URL, without secret query values or a password. */
+  endpoint: string;
+  /** `open`: skipped until the cooldown passes; `half_open`: the next call is a trial. */
+  state: 'closed' | 'open' | 'half_open';
+  /** Consecutive failures since the last success. */
+  failures: number;
+  /** How long ago it (last) opened, while open or half-open. */
+  openedMsAgo: number | null;
+  /** How many times it opened since the process started. */
+  opens: number;
+}
+
+/**
+ * Every endpoint breaker of this process (shared by the free functions and every client naming
+ * the same endpoint). Breakers exist only for calls that have fallback endpoints.
+ */
+export declare function breakerState(): BreakerState[];
 
 /** One `chat.completion.chunk` of a stream, as the gateway sent it. */
 export interface ChatCompletionChunk {
@@ -82,6 +125,9 @@ export interface ChatCompletionChunk {
 
 /** Options that belong to the client and are never sent to the gateway. */
 export interface RequestOptions {
+  /** Models tried in order when the requested one keeps failing with a retryable error or a
+   *  404 "model not found" (else LLM_FALLBACK_MODELS). Not sent. */
+  fallbackModels?: string[] | null;
   /** Total deadline of the call in ms, retries included (default LLM_TIMEOUT_MS or 60000). */
   timeoutMs?: number | null;
   /** Retries after the first attempt (default LLM_MAX_RETRIES or 2). */
@@ -180,6 +226,8 @@ export declare class LLMClientError extends Error {
   readonly errorCode?: string;
   /** What the server asked to wait before retrying (`Retry-After` / `retry-after-ms`). */
   readonly retryAfterMs?: number;
+  /** Where each attempt went, on a call that had fallbacks (endpoints, keys or models). */
+  readonly attemptsDetail?: AttemptDetail[];
 }
 
 /** A call or stream cancelled through `signal` or `stream.abort()`. */
@@ -198,6 +246,8 @@ export declare class ChatStream implements AsyncIterable<ChatCompletionChunk> {
   readonly requestId: string | undefined;
   /** The HTTP status of the response. */
   readonly status: number;
+  /** Where each attempt went before the stream opened (calls with fallbacks only). */
+  readonly attemptsDetail?: AttemptDetail[];
   [Symbol.asyncIterator](): ChatStream;
   next(): Promise<IteratorResult<ChatCompletionChunk, undefined>>;
   /** Ends the iteration and cancels the request (what `break` calls). */
@@ -307,6 +357,19 @@ export interface ClientConfig {
   clientCert?: string;
   /** Private key of clientCert: a PEM file's path or PEM text (else LLM_CLIENT_KEY). */
   clientKey?: string;
+  /**
+   * Further gateways tried in order when the base URL fails (else LLM_FALLBACK_BASE_URLS and
+   * LLM_FALLBACK_API_KEYS); each base URL follows the same rules; no apiKey: this client's key.
+   */
+  fallbacks?: Array<{ baseUrl: string; apiKey?: string }>;
+  /** Several keys for the base URL's gateway, rotated on 429 and quota errors (else LLM_API_KEYS). */
+  apiKeys?: string[];
+  /** Models tried in order when the requested one keeps failing (else LLM_FALLBACK_MODELS). */
+  fallbackModels?: string[];
+  /** Consecutive failures that open an endpoint's breaker (else LLM_BREAKER_FAILURES, default 5). */
+  breakerFailures?: number;
+  /** How long an open breaker skips its endpoint, in ms (else LLM_BREAKER_COOLDOWN_MS, default 30000). */
+  breakerCooldownMs?: number;
 }
 
 /** A client with its own configuration snapshot and connection pool. */
@@ -333,6 +396,8 @@ export declare class Client {
   ): Promise<EmbeddingResponse<string>>;
   embed(model: string | null | undefined, input: string | string[], options?: EmbedOptions): Promise<EmbeddingResponse>;
   listModels(options?: ListModelsOptions): Promise<ModelList>;
+  /** The breakers of this client's endpoints (base URL first, then its fallbacks). */
+  breakerState(): BreakerState[];
 }
 
 /**

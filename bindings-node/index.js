@@ -89,6 +89,13 @@ function envSnapshot() {
     const v = env[ENV_KEYS[i]];
     if (v !== undefined) s += v.indexOf('\0') === -1 ? v : v.replace(/\0/g, '');
   }
+  // OpenClaw's config names variables of its own (`${VAR}`, SecretRefs, <PROVIDER>_API_KEYS):
+  // with LLM_PROVIDERS set, every variable follows as NAME=value.
+  if (env.LLM_PROVIDERS) {
+    for (const [k, v] of Object.entries(env)) {
+      if (typeof v === 'string' && v.indexOf('\0') === -1) s += `\0${k}=${v}`;
+    }
+  }
   return s;
 }
 
@@ -139,6 +146,7 @@ const FIELDS = [
   'timeoutMs',
   'retryAfterMs',
   'body',
+  'attemptsDetail',
 ];
 
 function makeError(fields) {
@@ -279,6 +287,27 @@ function start(target, kind, a, handle) {
   });
 }
 
+/**
+ * A reply's JSON. A call that had fallbacks (endpoints, keys or models) to choose from sends
+ * `\u0002<attempts detail>\u0000<body>`: the detail becomes `attemptsDetail`, a non-enumerable
+ * property, so the returned object serialises (JSON.stringify, spread, Object.keys) exactly as
+ * the gateway's JSON, as the drop-in promises.
+ */
+function parseReply(text) {
+  if (text.charCodeAt(0) !== 2) return JSON.parse(text);
+  const end = text.indexOf('\u0000');
+  const value = JSON.parse(text.slice(end + 1));
+  if (value !== null && typeof value === 'object') {
+    Object.defineProperty(value, 'attemptsDetail', {
+      value: JSON.parse(text.slice(1, end)),
+      enumerable: false,
+      writable: true,
+      configurable: true,
+    });
+  }
+  return value;
+}
+
 async function run(target, kind, model, payload, options) {
   const a = encode(model, payload, options, kind === 'embed' ? 'input' : 'messages');
   const linked = link(a.signal);
@@ -290,7 +319,7 @@ async function run(target, kind, model, payload, options) {
       streaming = true;
       return s;
     }
-    return JSON.parse(await start(target, kind, a, handle));
+    return parseReply(await start(target, kind, a, handle));
   } catch (e) {
     const err = e instanceof LLMClientError ? e : toError(e);
     // The stack starts at the caller's await, not inside this file.
@@ -329,6 +358,9 @@ class ChatStream {
     this.requestId = nativeStream.requestId ?? undefined;
     /** The HTTP status of the response. */
     this.status = nativeStream.status;
+    const detail = nativeStream.attemptsDetailJson;
+    /** Where each attempt went before the stream opened (calls with fallbacks only). */
+    if (detail != null) this.attemptsDetail = JSON.parse(detail);
   }
 
   [Symbol.asyncIterator]() {
@@ -459,6 +491,14 @@ async function doctor(args = []) {
   return { output: r.output, exitCode: r.code };
 }
 
+/**
+ * Every endpoint breaker of this process (shared by the free functions and every client):
+ * `[{ endpoint, state: 'closed' | 'open' | 'half_open', failures, openedMsAgo, opens }]`.
+ */
+function breakerState() {
+  return JSON.parse(native.breakerStateJson(envSnapshot()));
+}
+
 /** A client with its own configuration snapshot and connection pool (see createClient). */
 class Client {
   #native;
@@ -475,6 +515,11 @@ class Client {
   /** The embeddings endpoint this client posts to. */
   get embeddingsUrl() {
     return this.#native.embeddingsUrl;
+  }
+
+  /** The breakers of this client's endpoints (base URL first, then its fallbacks). */
+  breakerState() {
+    return JSON.parse(this.#native.breakerStateJson());
   }
 
   /** Like the free callSpecificModel, with this client's configuration. */
@@ -497,7 +542,8 @@ class Client {
  * Creates a client whose configuration is taken now: explicit options (baseUrl, apiKey,
  * chatUrl, model, embeddingModel, embeddingDims, timeoutMs, maxRetries, headers, logLevel,
  * maxResponseBytes, embeddingBatchSize, embeddingConcurrency, sendEmbeddingDims, reasoning,
- * caBundle, clientCert, clientKey) over process.env. Throws LLM_CLIENT_CONFIG when it is invalid
+ * caBundle, clientCert, clientKey, fallbacks: [{ baseUrl, apiKey }], apiKeys, fallbackModels,
+ * breakerFailures, breakerCooldownMs) over process.env. Throws LLM_CLIENT_CONFIG when it is invalid
  * (an unreadable PEM file included).
  */
 function createClient(options) {
@@ -523,6 +569,7 @@ module.exports = {
   embed,
   listModels,
   doctor,
+  breakerState,
   createClient,
   Client,
   ChatStream,

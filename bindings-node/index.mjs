@@ -9,6 +9,7 @@ export const {
   embed,
   listModels,
   doctor,
+  breakerState,
   createClient,
   Client,
   ChatStream,

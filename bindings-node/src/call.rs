@@ -138,6 +138,23 @@ fn body_text(body: bytes::Bytes) -> String {
         .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
+/// The reply's text for `index.js`: the body, preceded (only when the call had fallbacks to
+/// choose from) by `\u{2}<attempts detail JSON>\u{0}`, which `index.js` turns into the result's
+/// non-enumerable `attemptsDetail`.
+fn reply_text(raw: claw_llm::RawResponse) -> String {
+    if raw.attempts_detail.is_empty() {
+        return body_text(raw.body);
+    }
+    let detail = error::attempts_json(&raw.attempts_detail).to_string();
+    let body = body_text(raw.body);
+    let mut out = String::with_capacity(detail.len() + body.len() + 2);
+    out.push('\u{2}');
+    out.push_str(&detail);
+    out.push('\u{0}');
+    out.push_str(&body);
+    out
+}
+
 /// A non-streamed chat completion; resolves to the body text.
 pub(crate) fn chat(
     target: Target,
@@ -151,7 +168,7 @@ pub(crate) fn chat(
             .call_specific_model_raw(&req.model, p.payload, p.params, p.opts)
             .await
             .map_err(|e| to_js(&e))?;
-        Ok(body_text(raw.body))
+        Ok(reply_text(raw))
     });
     claw_llm::with_log_sink(sink, fut)
 }
@@ -187,7 +204,7 @@ pub(crate) fn embed(
             .embed_raw(&req.model, p.payload, p.params, p.opts)
             .await
             .map_err(|e| to_js(&e))?;
-        Ok(body_text(raw.body))
+        Ok(reply_text(raw))
     });
     claw_llm::with_log_sink(sink, fut)
 }
@@ -204,7 +221,7 @@ pub(crate) fn list_models(
             .list_models_raw(p.opts)
             .await
             .map_err(|e| to_js(&e))?;
-        Ok(body_text(raw.body))
+        Ok(reply_text(raw))
     })
 }
 

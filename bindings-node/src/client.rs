@@ -42,13 +42,17 @@ const CACHE_SIZE: usize = 8;
 static CACHE: Mutex<Vec<(String, Client)>> = Mutex::new(Vec::new());
 
 /// Reads one variable from a snapshot (`ENV_KEYS` values joined by NUL; empty means unset).
+/// With `LLM_PROVIDERS` set, `NAME=value` entries of every variable follow (OpenClaw's config
+/// names variables of its own).
 pub(crate) fn lookup(snapshot: &str, name: &str) -> Option<String> {
-    let i = ENV_KEYS.iter().position(|k| *k == name)?;
-    snapshot
-        .split('\0')
-        .nth(i)
-        .filter(|v| !v.is_empty())
-        .map(str::to_string)
+    let mut parts = snapshot.split('\0');
+    let found = match ENV_KEYS.iter().position(|k| *k == name) {
+        Some(i) => parts.nth(i),
+        None => parts
+            .skip(ENV_KEYS.len())
+            .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('=')),
+    };
+    found.filter(|v| !v.is_empty()).map(str::to_string)
 }
 
 /// The log level a snapshot asks for, for errors raised before a client exists.
@@ -102,6 +106,22 @@ struct ClientOptions {
     /// Client certificate and key (mTLS): paths or PEM text, both or neither.
     client_cert: Option<String>,
     client_key: Option<String>,
+    /// Fallback gateways, tried in order after the base URL.
+    fallbacks: Option<Vec<FallbackOption>>,
+    /// Several keys for the base URL's gateway.
+    api_keys: Option<Vec<String>>,
+    fallback_models: Option<Vec<String>>,
+    breaker_failures: Option<u32>,
+    breaker_cooldown_ms: Option<u64>,
+}
+
+/// One entry of the `fallbacks` option.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct FallbackOption {
+    #[serde(alias = "baseURL")]
+    base_url: String,
+    api_key: Option<String>,
 }
 
 fn config_from(options_json: &str, snapshot: &str) -> claw_llm::Result<Config> {
@@ -131,8 +151,15 @@ fn config_from(options_json: &str, snapshot: &str) -> claw_llm::Result<Config> {
         max_response_bytes,
         embedding_batch_size,
         embedding_concurrency,
-        send_embedding_dims
+        send_embedding_dims,
+        api_keys,
+        fallback_models,
+        breaker_failures,
+        breaker_cooldown_ms
     );
+    for f in o.fallbacks.unwrap_or_default() {
+        b = b.fallback(f.base_url, f.api_key.unwrap_or_default());
+    }
     if let Some(mode) = o.reasoning {
         b = b.reasoning(claw_llm::Reasoning::parse(&mode)?);
     }
@@ -185,6 +212,13 @@ impl NativeClient {
             let client = Client::new(config).map_err(|e| error::to_js(&e))?;
             Ok(NativeClient { client })
         })
+    }
+
+    /// The breakers of this client's endpoints (base URL first), as JSON.
+    #[napi]
+    pub fn breaker_state_json(&self) -> String {
+        error::guard_sync(|| Ok(error::breakers_json(&self.client.breaker_state())))
+            .unwrap_or_else(|_| "[]".into())
     }
 
     /// The chat endpoint this client posts to (handy for checking the URL rules).

@@ -35,6 +35,9 @@ pub(crate) fn fields(e: &claw_llm::Error) -> Value {
     if let Some(body) = e.body() {
         m.insert("body".into(), body);
     }
+    if !e.attempts_detail().is_empty() {
+        m.insert("attemptsDetail".into(), attempts_json(e.attempts_detail()));
+    }
     if let Some(d) = e.detail() {
         let opt = |v: &Option<String>| v.clone().map(Value::String);
         for (k, v) in [
@@ -51,6 +54,40 @@ pub(crate) fn fields(e: &claw_llm::Error) -> Value {
         }
     }
     Value::Object(m)
+}
+
+/// Where each attempt went, as `index.js` exposes it (`attemptsDetail`).
+pub(crate) fn attempts_json(detail: &[claw_llm::AttemptDetail]) -> Value {
+    detail
+        .iter()
+        .map(|d| {
+            json!({
+                "endpoint": d.endpoint,
+                "keyIndex": d.key_index,
+                "model": d.model,
+                "status": d.status,
+                "code": d.code,
+                "ms": d.ms,
+            })
+        })
+        .collect()
+}
+
+/// The breakers' states, as `breakerState()` returns them.
+pub(crate) fn breakers_json(states: &[claw_llm::BreakerState]) -> String {
+    let v: Vec<Value> = states
+        .iter()
+        .map(|b| {
+            json!({
+                "endpoint": b.endpoint,
+                "state": b.phase.as_str(),
+                "failures": b.failures,
+                "openedMsAgo": b.opened_ms_ago,
+                "opens": b.opens,
+            })
+        })
+        .collect();
+    Value::Array(v).to_string()
 }
 
 /// `e` as the napi error `index.js` recognises.

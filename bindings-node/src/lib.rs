@@ -131,6 +131,18 @@ pub fn doctor<'e>(
 }
 
 /// Log lines written since the last drain (`None` when there are none).
+/// Every endpoint breaker of the process, as JSON, judged with the snapshot's
+/// `LLM_BREAKER_COOLDOWN_MS`.
+#[napi]
+pub fn breaker_state_json(env_snapshot: String) -> String {
+    let cooldown = client::lookup(&env_snapshot, "LLM_BREAKER_COOLDOWN_MS")
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(claw_llm::breaker::DEFAULT_BREAKER_COOLDOWN_MS);
+    let states =
+        claw_llm::breaker::states_with_cooldown(std::time::Duration::from_millis(cooldown));
+    error::breakers_json(&states)
+}
+
 #[napi]
 pub fn drain_logs() -> Option<Vec<String>> {
     runtime::scope().logs.drain()

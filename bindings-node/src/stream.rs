@@ -16,6 +16,8 @@ pub struct NativeStream {
     abort: CancellationToken,
     request_id: Option<String>,
     status: u16,
+    /// The attempts before the stream opened, as JSON (`None` without fallbacks).
+    attempts_detail: Option<String>,
 }
 
 impl NativeStream {
@@ -28,6 +30,8 @@ impl NativeStream {
             abort: abort.clone(),
             request_id: s.request_id().map(str::to_string),
             status: s.status(),
+            attempts_detail: (!s.attempts_detail().is_empty())
+                .then(|| crate::error::attempts_json(s.attempts_detail()).to_string()),
             inner: Arc::new(Mutex::new(s)),
         };
         let inner: Weak<Mutex<ChatStream>> = Arc::downgrade(&stream.inner);
@@ -51,6 +55,12 @@ impl Drop for NativeStream {
 
 #[napi]
 impl NativeStream {
+    /// Where each attempt went before the stream opened (JSON), when the call had fallbacks.
+    #[napi(getter)]
+    pub fn attempts_detail_json(&self) -> Option<String> {
+        self.attempts_detail.clone()
+    }
+
     /// The gateway's request id (`x-request-id`), when it sent one.
     #[napi(getter)]
     pub fn request_id(&self) -> Option<String> {

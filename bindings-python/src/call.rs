@@ -37,6 +37,16 @@ impl Kind {
     }
 }
 
+/// A reply as Python gets it: the dict, and only when the call had fallbacks, where every
+/// attempt went.
+fn traced((value, detail): (Value, Vec<claw_llm::AttemptDetail>)) -> Outcome {
+    if detail.is_empty() {
+        Outcome::Json(value)
+    } else {
+        Outcome::Traced(value, crate::errors::attempts_json(&detail))
+    }
+}
+
 /// A validated request, ready to run on the runtime.
 pub struct Request {
     client: Client,
@@ -139,13 +149,13 @@ impl Request {
                 .map(|s| Outcome::Stream(Box::new(s))),
             // The core checks and parses the body in one pass (see `claw_llm::Client::embed`).
             Kind::Chat => client
-                .call_specific_model(&model, payload, params, opts)
+                .call_specific_model_traced(&model, payload, params, opts)
                 .await
-                .map(Outcome::Json),
+                .map(traced),
             Kind::Embed => client
-                .embed(&model, payload, params, opts)
+                .embed_traced(&model, payload, params, opts)
                 .await
-                .map(Outcome::Json),
+                .map(traced),
             Kind::Models => client.list_models(opts).await.map(Outcome::Json),
             Kind::EmbedVectors => client
                 .embed(&model, payload, params, opts)

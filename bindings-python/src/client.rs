@@ -63,6 +63,16 @@ struct Extra<'a, 'py> {
     reasoning: Option<String>,
 }
 
+/// `fallbacks` (as `(base_url, api_key)` pairs), `api_keys`, `fallback_models` and the breaker
+/// settings of `claw_llm.Client(...)`.
+struct Failover<'a, 'py> {
+    fallbacks: Option<Vec<(String, Option<String>)>>,
+    api_keys: Option<Vec<String>>,
+    fallback_models: Option<Vec<String>>,
+    breaker_failures: Option<&'a Bound<'py, PyAny>>,
+    breaker_cooldown_ms: Option<&'a Bound<'py, PyAny>>,
+}
+
 /// `ca_bundle`, `client_cert`, `client_key`: each a PEM file's path or PEM text.
 struct TlsOptions {
     ca_bundle: Option<String>,
@@ -86,6 +96,7 @@ fn build(
     max_response_bytes: Option<&Bound<'_, PyAny>>,
     extra: Extra<'_, '_>,
     tls: TlsOptions,
+    failover: Failover<'_, '_>,
 ) -> PyResult<Result<Client, Error>> {
     let snap = env::snapshot(py)?;
     let mut header_pairs = Vec::new();
@@ -152,6 +163,29 @@ fn build(
         if let Some(v) = tls.ca_bundle {
             b = b.ca_bundle(v);
         }
+        for (url, key) in failover.fallbacks.unwrap_or_default() {
+            b = b.fallback(url, key.unwrap_or_default());
+        }
+        if let Some(keys) = failover.api_keys {
+            b = b.api_keys(keys);
+        }
+        if let Some(models) = failover.fallback_models {
+            b = b.fallback_models(models);
+        }
+        if let Some(n) = count(
+            "breaker_failures",
+            failover.breaker_failures,
+            u32::MAX as u64,
+        )? {
+            b = b.breaker_failures(n as u32);
+        }
+        if let Some(ms) = count(
+            "breaker_cooldown_ms",
+            failover.breaker_cooldown_ms,
+            u64::MAX,
+        )? {
+            b = b.breaker_cooldown_ms(ms);
+        }
         match (tls.client_cert, tls.client_key) {
             (None, None) => {}
             (Some(cert), Some(key)) => b = b.client_cert(cert, key),
@@ -173,7 +207,8 @@ impl NativeClient {
         embedding_dims=None, timeout_ms=None, max_retries=None, headers=None, chat_url=None,
         log_level=None, max_response_bytes=None, embedding_batch_size=None,
         embedding_concurrency=None, send_embedding_dims=None, reasoning=None, ca_bundle=None,
-        client_cert=None, client_key=None))]
+        client_cert=None, client_key=None, fallbacks=None, api_keys=None, fallback_models=None,
+        breaker_failures=None, breaker_cooldown_ms=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -195,6 +230,11 @@ impl NativeClient {
         ca_bundle: Option<String>,
         client_cert: Option<String>,
         client_key: Option<String>,
+        fallbacks: Option<Vec<(String, Option<String>)>>,
+        api_keys: Option<Vec<String>>,
+        fallback_models: Option<Vec<String>>,
+        breaker_failures: Option<&Bound<'_, PyAny>>,
+        breaker_cooldown_ms: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<Self> {
         guard(py, || {
             let built = build(
@@ -221,11 +261,23 @@ impl NativeClient {
                     client_cert,
                     client_key,
                 },
+                Failover {
+                    fallbacks,
+                    api_keys,
+                    fallback_models,
+                    breaker_failures,
+                    breaker_cooldown_ms,
+                },
             )?;
             built
                 .map(|core| NativeClient { core })
                 .map_err(|e| to_pyerr(py, Failure::Core(e)))
         })
+    }
+
+    /// The breakers of this client's endpoints (base URL first), as JSON.
+    fn breaker_state_json(&self) -> String {
+        crate::errors::breakers_json(&self.core.breaker_state())
     }
 
     #[getter]

@@ -14,18 +14,21 @@ use std::sync::{Mutex, PoisonError};
 // Every variable the core's configuration reads.
 use claw_llm::ENV_NAMES as NAMES;
 
-/// Values of [`NAMES`], in order, as `os.environ` has them now.
+/// Values of [`NAMES`], in order, as `os.environ` has them now; with `LLM_PROVIDERS` set,
+/// also every other variable (OpenClaw's config names variables of its own).
 #[derive(Clone, PartialEq, Eq)]
-pub struct Snapshot(Vec<Option<String>>);
+pub struct Snapshot(Vec<Option<String>>, Vec<(String, String)>);
 
 impl Snapshot {
     /// The lookup handed to `ConfigBuilder::build_with`.
     pub fn lookup(&self) -> impl Fn(&str) -> Option<String> + '_ {
-        move |name| {
-            NAMES
+        move |name| match NAMES.iter().position(|n| *n == name) {
+            Some(i) => self.0[i].clone(),
+            None => self
+                .1
                 .iter()
-                .position(|n| *n == name)
-                .and_then(|i| self.0[i].clone())
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone()),
         }
     }
 
@@ -81,7 +84,15 @@ pub fn snapshot(py: Python<'_>) -> PyResult<Snapshot> {
             });
         }
     }
-    Ok(Snapshot(values))
+    let providers = NAMES.iter().position(|n| *n == "LLM_PROVIDERS");
+    let mut rest = Vec::new();
+    if providers.and_then(|i| values[i].as_ref()).is_some() {
+        for item in environ.call_method0("items")?.try_iter()? {
+            let (k, v): (String, String) = item?.extract()?;
+            rest.push((k, v));
+        }
+    }
+    Ok(Snapshot(values, rest))
 }
 
 const CACHE_SIZE: usize = 16;

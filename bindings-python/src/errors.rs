@@ -80,6 +80,7 @@ pub fn to_pyerr(py: Python<'_>, failure: Failure) -> PyErr {
             fields.error_type,
             fields.param,
             fields.error_code,
+            fields.attempts_detail_json,
         ),
     );
     match built {
@@ -98,6 +99,42 @@ struct Fields {
     error_type: Option<String>,
     param: Option<String>,
     error_code: Option<String>,
+    attempts_detail_json: Option<String>,
+}
+
+/// Where each attempt went, as JSON: `[{endpoint, key_index, model, status, code, ms}]`.
+pub fn attempts_json(detail: &[claw_llm::AttemptDetail]) -> String {
+    let v: Vec<serde_json::Value> = detail
+        .iter()
+        .map(|d| {
+            serde_json::json!({
+                "endpoint": d.endpoint,
+                "key_index": d.key_index,
+                "model": d.model,
+                "status": d.status,
+                "code": d.code,
+                "ms": d.ms,
+            })
+        })
+        .collect();
+    serde_json::Value::Array(v).to_string()
+}
+
+/// The breakers' states, as `breaker_state()` returns them (JSON).
+pub fn breakers_json(states: &[claw_llm::BreakerState]) -> String {
+    let v: Vec<serde_json::Value> = states
+        .iter()
+        .map(|b| {
+            serde_json::json!({
+                "endpoint": b.endpoint,
+                "state": b.phase.as_str(),
+                "failures": b.failures,
+                "opened_ms_ago": b.opened_ms_ago,
+                "opens": b.opens,
+            })
+        })
+        .collect();
+    serde_json::Value::Array(v).to_string()
 }
 
 impl Fields {
@@ -112,6 +149,7 @@ impl Fields {
             error_type: None,
             param: None,
             error_code: None,
+            attempts_detail_json: None,
         }
     }
 
@@ -127,6 +165,8 @@ impl Fields {
             error_type: detail.and_then(|d| d.error_type.clone()),
             param: detail.and_then(|d| d.param.clone()),
             error_code: detail.and_then(|d| d.error_code.clone()),
+            attempts_detail_json: (!e.attempts_detail().is_empty())
+                .then(|| attempts_json(e.attempts_detail())),
         }
     }
 }

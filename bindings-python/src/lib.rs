@@ -35,6 +35,21 @@ fn _install(error_factory: Py<PyAny>, log_emitter: Py<PyAny>) {
     logs::install_emitter(log_emitter);
 }
 
+/// Every endpoint breaker of the process (JSON), judged with `os.environ`'s
+/// `LLM_BREAKER_COOLDOWN_MS`.
+#[pyfunction]
+fn breaker_state_json(py: Python<'_>) -> PyResult<String> {
+    errors::guard(py, || {
+        let snap = env::snapshot(py)?;
+        let cooldown = snap.lookup()("LLM_BREAKER_COOLDOWN_MS")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(claw_llm::breaker::DEFAULT_BREAKER_COOLDOWN_MS);
+        let states =
+            claw_llm::breaker::states_with_cooldown(std::time::Duration::from_millis(cooldown));
+        Ok(errors::breakers_json(&states))
+    })
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     logs::install_sink();
@@ -47,6 +62,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(lifecycle::_at_exit, m)?)?;
     m.add_function(wrap_pyfunction!(lifecycle::_after_fork_in_child, m)?)?;
     m.add_function(wrap_pyfunction!(doctor::doctor, m)?)?;
+    m.add_function(wrap_pyfunction!(breaker_state_json, m)?)?;
     #[cfg(feature = "test-panic")]
     m.add_function(wrap_pyfunction!(call::_force_panic_for_tests, m)?)?;
     m.add_class::<client::NativeClient>()?;

@@ -137,6 +137,8 @@ pub struct NativeStream {
     shared: Arc<Shared>,
     request_id: Option<String>,
     status: u16,
+    /// Where each attempt went before the stream opened (JSON; `None` without fallbacks).
+    attempts_detail: Option<String>,
     /// The process whose runtime pumps this stream.
     pid: u32,
 }
@@ -152,15 +154,21 @@ impl NativeStream {
             abort: stream.abort_handle(),
             stream: tokio::sync::Mutex::new(stream),
         });
-        let (request_id, status) = match shared.stream.try_lock() {
-            Ok(s) => (s.request_id().map(str::to_string), s.status()),
-            Err(_) => (None, 0),
+        let (request_id, status, attempts_detail) = match shared.stream.try_lock() {
+            Ok(s) => (
+                s.request_id().map(str::to_string),
+                s.status(),
+                (!s.attempts_detail().is_empty())
+                    .then(|| crate::errors::attempts_json(s.attempts_detail())),
+            ),
+            Err(_) => (None, 0, None),
         };
         runtime::get()?.spawn(shared.clone().pump());
         Ok(NativeStream {
             shared,
             request_id,
             status,
+            attempts_detail,
             pid: std::process::id(),
         })
     }
@@ -290,6 +298,11 @@ impl NativeStream {
         }
         let buf = self.shared.buffer();
         buf.chunks.is_empty() && matches!(buf.end, Some(Ok(())))
+    }
+
+    #[getter]
+    fn attempts_detail_json(&self) -> Option<String> {
+        self.attempts_detail.clone()
     }
 
     #[getter]

@@ -24,6 +24,8 @@ use tokio_util::sync::CancellationToken;
 pub enum Outcome {
     /// A checked JSON body, parsed off the GIL.
     Json(Value),
+    /// The same, from a call that had fallbacks: Python gets `(dict, attempts detail JSON)`.
+    Traced(Value, String),
     /// A started stream.
     Stream(Box<ChatStream>),
     /// Embedding vectors.
@@ -38,6 +40,15 @@ impl Outcome {
     pub fn into_py(self, py: Python<'_>) -> PyResult<Py<PyAny>> {
         Ok(match self {
             Outcome::Json(v) => convert::to_py(py, &v)?.unbind(),
+            Outcome::Traced(v, detail) => {
+                let value = convert::to_py(py, &v)?;
+                pyo3::types::PyTuple::new(
+                    py,
+                    [value.into_any(), PyString::new(py, &detail).into_any()],
+                )?
+                .into_any()
+                .unbind()
+            }
             Outcome::Stream(s) => Py::new(py, NativeStream::start(*s)?)?.into_any(),
             Outcome::Vectors(v) => PyList::new(py, v)?.into_any().unbind(),
             Outcome::Batch(s) => PyString::new(py, &s).into_any().unbind(),

@@ -35,11 +35,7 @@ pub(crate) enum Want {
 /// event stream out, then the configured and the per-call extra headers.
 pub(crate) fn headers(cfg: &Config, opts: &CallOptions, stream: bool) -> Result<HeaderMap> {
     let mut h = HeaderMap::new();
-    let auth = HeaderValue::from_str(&format!("Bearer {}", cfg.api_key().expose()))
-        .map_err(|_| Error::config("LLM_API_KEY is not a valid header value"))?;
-    let mut auth = auth;
-    auth.set_sensitive(true);
-    h.insert(AUTHORIZATION, auth);
+    h.insert(AUTHORIZATION, bearer(cfg.api_key())?);
     h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     h.insert(
         reqwest::header::ACCEPT,
@@ -57,6 +53,14 @@ pub(crate) fn headers(cfg: &Config, opts: &CallOptions, stream: bool) -> Result<
         h.insert(name, value);
     }
     Ok(h)
+}
+
+/// `Authorization: Bearer <key>`, marked sensitive so it never shows in debug output.
+pub(crate) fn bearer(key: &crate::config::ApiKey) -> Result<HeaderValue> {
+    let mut auth = HeaderValue::from_str(&format!("Bearer {}", key.expose()))
+        .map_err(|_| Error::config("LLM_API_KEY is not a valid header value"))?;
+    auth.set_sensitive(true);
+    Ok(auth)
 }
 
 /// Sends one attempt of a request.

@@ -81,12 +81,12 @@ fn in_range(mut err: Error, start: usize, len: usize, total: usize, size: usize)
             format!("{range}: {summary}")
         }
     };
-    match &mut err {
+    match err.unwrapped_mut() {
         Error::Http(d) | Error::Api(d) => d.summary = hint(&d.summary),
         Error::BadResponse { message, .. }
         | Error::Connection { message, .. }
         | Error::Stream { message, .. } => *message = hint(message),
-        Error::Config { .. } | Error::Timeout { .. } | Error::Aborted => {}
+        _ => {}
     }
     err
 }

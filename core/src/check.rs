@@ -36,6 +36,9 @@ pub struct RawResponse {
     pub request_id: Option<String>,
     /// The body: valid JSON, an object, not an `error` envelope.
     pub body: Bytes,
+    /// Where every attempt went when the call had fallbacks (endpoints, keys or models) to
+    /// choose from; empty otherwise (see [`crate::Error::attempts_detail`]).
+    pub attempts_detail: Vec<crate::AttemptDetail>,
 }
 
 impl Kind {
@@ -117,6 +120,7 @@ pub(crate) fn parse_checked(
         status,
         request_id: request_id.clone(),
         body: bytes.clone(),
+        attempts_detail: Vec::new(),
     };
     Some(Ok((raw, Value::Object(top.map))))
 }
@@ -208,6 +212,7 @@ pub(crate) fn check_body(
                 status,
                 request_id,
                 body: bytes.clone(),
+                attempts_detail: Vec::new(),
             })
         }
         Err(e) => {

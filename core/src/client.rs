@@ -1,7 +1,9 @@
 //! The public API: [`Client`] and its calls (chat, streams, embeddings). Each call validates its
 //! arguments, builds the body, then runs its attempts under the call's deadline, the retry rules
-//! and cancellation (`execute`), and logs a failure once. One attempt is `attempt.rs`; the wire
-//! is `transport.rs`; what a 2xx body is, `check.rs`.
+//! and cancellation (`execute`), and logs a failure once. A call with fallback endpoints, keys
+//! or models goes through `route.rs` (with the breakers of `breaker.rs`); a `provider/model` of
+//! OpenClaw's config goes to that provider's client (`openclaw.rs`). One attempt is
+//! `attempt.rs`; the wire is `transport.rs`; what a 2xx body is, `check.rs`.
 
 use crate::attempt::{self, Reply, Want};
 use crate::check::{Kind, RawResponse};
@@ -27,6 +29,11 @@ struct Inner {
     /// it again on every request (a sixth of a call's CPU in the client). `None` when the string
     /// does not parse, so that the request reports the error exactly as before.
     endpoints: [OnceLock<Option<reqwest::Url>>; 3],
+    /// The breakers of the base URL and the fallbacks, looked up in the process-wide registry
+    /// on the first call that has fallbacks.
+    breakers: OnceLock<Vec<Arc<crate::breaker::Breaker>>>,
+    /// A client per OpenClaw provider (`LLM_PROVIDERS=openclaw`), by provider id.
+    providers: Vec<(String, Client)>,
 }
 
 /// A client for one gateway. Cheap to clone; clones share one connection pool.
@@ -59,11 +66,14 @@ impl Client {
     /// A client with its own connection pool.
     pub fn new(config: Config) -> Result<Self> {
         let pool = Pool::own(config.tls())?;
+        let providers = providers(&config, Client::new)?;
         Ok(Client {
             inner: Arc::new(Inner {
                 config,
                 pool,
                 endpoints: Default::default(),
+                breakers: OnceLock::new(),
+                providers,
             }),
         })
     }
@@ -83,18 +93,53 @@ impl Client {
     /// build one per call from their language's own environment (`process.env`, `os.environ`).
     pub fn shared(config: Config) -> Result<Self> {
         let pool = Pool::shared(config.tls())?;
+        let providers = providers(&config, Client::shared)?;
         Ok(Client {
             inner: Arc::new(Inner {
                 config,
                 pool,
                 endpoints: Default::default(),
+                breakers: OnceLock::new(),
+                providers,
             }),
         })
+    }
+
+    /// The client a model goes to: an OpenClaw provider's for `provider/model` when that
+    /// provider is configured (with the model id after the slash), else this one.
+    fn target<'a>(&'a self, model: &'a str) -> (&'a Client, &'a str) {
+        if let Some((id, rest)) = model.split_once('/') {
+            if let Some((_, c)) = self.inner.providers.iter().find(|(p, _)| p == id) {
+                return (c, rest);
+            }
+        }
+        (self, model)
     }
 
     /// The configuration this client was built with.
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// The breakers of this client's endpoints (base URL first, then the fallbacks), as they
+    /// stand now. Breakers are shared by the whole process: every client naming an endpoint
+    /// sees the same one.
+    ///
+    /// ```
+    /// let client = claw_llm::Client::new(claw_llm::Config::builder()
+    ///     .base_url("http://127.0.0.1:9").api_key("k").ignore_env(true).build()?)?;
+    /// assert_eq!(client.breaker_state()[0].phase.as_str(), "closed");
+    /// # Ok::<(), claw_llm::Error>(())
+    /// ```
+    pub fn breaker_state(&self) -> Vec<crate::BreakerState> {
+        let settings = self.config().routes().breaker;
+        self.breakers().iter().map(|b| b.state(settings)).collect()
+    }
+
+    fn breakers(&self) -> &[Arc<crate::breaker::Breaker>] {
+        self.inner
+            .breakers
+            .get_or_init(|| crate::route::breakers(self.config()))
     }
 
     /// The endpoint of `kind`, parsed once (see [`Inner::endpoints`]).
@@ -146,6 +191,36 @@ impl Client {
         }
     }
 
+    /// Like [`Client::call_specific_model`], with where every attempt went (empty when the call
+    /// had no fallback endpoints, keys or models to choose from).
+    pub async fn call_specific_model_traced(
+        &self,
+        model: &str,
+        messages: Value,
+        params: Map<String, Value>,
+        opts: CallOptions,
+    ) -> Result<(Value, Vec<crate::AttemptDetail>)> {
+        traced(
+            self.chat(model, messages, params, opts, Want::Value)
+                .await?,
+        )
+    }
+
+    /// Like [`Client::embed`], with where every attempt went (see
+    /// [`Client::call_specific_model_traced`]).
+    pub async fn embed_traced(
+        &self,
+        model: &str,
+        input: Value,
+        params: Map<String, Value>,
+        opts: CallOptions,
+    ) -> Result<(Value, Vec<crate::AttemptDetail>)> {
+        traced(
+            self.embeddings(model, input, params, opts, Want::Value)
+                .await?,
+        )
+    }
+
     /// Like [`Client::call_specific_model`] but returns the checked body bytes, so a binding can
     /// hand them to its own JSON parser.
     pub async fn call_specific_model_raw(
@@ -172,7 +247,8 @@ impl Client {
     ) -> Result<Reply> {
         let log_model = model.to_string();
         let result = async {
-            let model = self.resolve_model(model, self.config().model(), "LLM_MODEL_ID")?;
+            let (this, model) = self.target(model);
+            let model = this.resolve_model(model, this.config().model(), "LLM_MODEL_ID")?;
             check_messages(&messages)?;
             match params.shift_remove("stream") {
                 None | Some(Value::Null) | Some(Value::Bool(false)) => {}
@@ -190,8 +266,8 @@ impl Client {
             }
             let body = chat_body(model, messages, params, false)?;
             let split =
-                opts.reasoning.unwrap_or(self.config().reasoning()) == crate::Reasoning::Split;
-            match self.execute(Kind::Chat, body, &opts, want).await? {
+                opts.reasoning.unwrap_or(this.config().reasoning()) == crate::Reasoning::Split;
+            match this.execute(Kind::Chat, model, body, &opts, want).await? {
                 Reply::Stream(_) => Err(Error::config("unexpected stream")),
                 reply if split => split_reasoning(reply),
                 reply => Ok(reply),
@@ -213,14 +289,15 @@ impl Client {
     ) -> Result<ChatStream> {
         let log_model = model.to_string();
         let result = async {
-            let model = self.resolve_model(model, self.config().model(), "LLM_MODEL_ID")?;
+            let (this, model) = self.target(model);
+            let model = this.resolve_model(model, this.config().model(), "LLM_MODEL_ID")?;
             check_messages(&messages)?;
             params.shift_remove("stream");
             let body = chat_body(model, messages, params, true)?;
             let idle = Duration::from_millis(
                 opts.idle_timeout_ms
                     .or(opts.timeout_ms)
-                    .unwrap_or(self.config().timeout().as_millis() as u64),
+                    .unwrap_or(this.config().timeout().as_millis() as u64),
             );
             let token = opts
                 .cancel
@@ -229,15 +306,18 @@ impl Client {
                 .unwrap_or_default();
             let meta = crate::stream::StreamMeta {
                 model: model.to_string(),
-                log: self.config().log_level(),
+                log: this.config().log_level(),
                 idle,
-                max_event_bytes: self.config().max_response_bytes() as usize,
+                max_event_bytes: this.config().max_response_bytes() as usize,
                 cancel: token,
                 log_sink: log::call_sink(),
-                split: opts.reasoning.unwrap_or(self.config().reasoning())
+                split: opts.reasoning.unwrap_or(this.config().reasoning())
                     == crate::Reasoning::Split,
             };
-            match self.execute(Kind::Chat, body, &opts, Want::Stream).await? {
+            match this
+                .execute(Kind::Chat, model, body, &opts, Want::Stream)
+                .await?
+            {
                 Reply::Stream(resp) => Ok(ChatStream::from_response(resp, meta)),
                 Reply::Body(raw) | Reply::Parsed(raw, _) => ChatStream::from_completion(raw, meta),
             }
@@ -296,8 +376,9 @@ impl Client {
     ) -> Result<Reply> {
         let log_model = model.to_string();
         let result = async {
-            let cfg = self.config();
-            let model = self.resolve_model(model, cfg.embedding_model(), "EMBEDDING_MODEL_ID")?;
+            let (this, model) = self.target(model);
+            let cfg = this.config();
+            let model = this.resolve_model(model, cfg.embedding_model(), "EMBEDDING_MODEL_ID")?;
             crate::embeddings::check_input(&input)?;
             let expected = crate::embeddings::expected_dims(&params, cfg.embedding_dims())?;
             let size = crate::batch::batch_size(model, opts.batch_size, cfg.embedding_batch_size());
@@ -307,7 +388,10 @@ impl Client {
                 input => {
                     let body =
                         crate::embeddings::request_body(model, input, params, dims, send_dims)?;
-                    return match self.execute(Kind::Embeddings, body, &opts, want).await? {
+                    return match this
+                        .execute(Kind::Embeddings, model, body, &opts, want)
+                        .await?
+                    {
                         Reply::Stream(_) => Err(Error::config("unexpected stream")),
                         reply => check_reply_dims(reply, expected),
                     };
@@ -334,8 +418,8 @@ impl Client {
                             dims,
                             send_dims,
                         )?;
-                        let reply = self
-                            .execute(Kind::Embeddings, body, &one, Want::Value)
+                        let reply = this
+                            .execute(Kind::Embeddings, model, body, &one, Want::Value)
                             .await?;
                         match check_reply_dims(reply, expected)? {
                             Reply::Parsed(_, v) => Ok(v),
@@ -356,6 +440,7 @@ impl Client {
                 status: 200,
                 request_id: None,
                 body,
+                attempts_detail: Vec::new(),
             };
             Ok(match want {
                 Want::Body => Reply::Body(raw),
@@ -395,7 +480,10 @@ impl Client {
     /// A `GET /models`, answered as `want` asks (a logged failure otherwise; the log line names
     /// `models` where other calls name their model).
     async fn models(&self, opts: CallOptions, want: Want) -> Result<Reply> {
-        let result = match self.execute(Kind::Models, Bytes::new(), &opts, want).await {
+        let result = match self
+            .execute(Kind::Models, "", Bytes::new(), &opts, want)
+            .await
+        {
             Ok(Reply::Stream(_)) => Err(Error::config("unexpected stream")),
             other => other,
         };
@@ -409,10 +497,13 @@ impl Client {
         }
     }
 
-    /// Runs attempts under the deadline and the retry rules, honouring cancellation.
+    /// Runs attempts under the deadline and the retry rules, honouring cancellation. A call with
+    /// fallbacks (endpoints, keys or models) goes through its route (`route.rs`); one without
+    /// keeps the direct loop, with no route built and no breaker consulted.
     async fn execute(
         &self,
         kind: Kind,
+        model: &str,
         body: Bytes,
         opts: &CallOptions,
         want: Want,
@@ -452,33 +543,97 @@ impl Client {
                 ),
             );
         };
+        let fallback_models = opts.fallback_models.as_deref();
+        if crate::route::has_choices(cfg, kind, fallback_models) {
+            let trail = std::sync::Mutex::new(Vec::new());
+            let call = crate::route::Call {
+                cfg,
+                http: &http,
+                kind,
+                want,
+                headers,
+                body,
+                model,
+                fallback_models,
+                primary_url: endpoint,
+                max_retries,
+                deadline,
+                breakers: self.breakers(),
+            };
+            let run = crate::route::run(&call, &attempts, &trail, &failed_before, on_retry);
+            let result = guard(run, deadline, timeout, &attempts, &failed_before, opts).await;
+            return result.map_err(|error| {
+                let attempts_detail = trail.lock().map(|t| t.clone()).unwrap_or_default();
+                if attempts_detail.is_empty() {
+                    return error;
+                }
+                Error::Failover {
+                    error: Box::new(error),
+                    attempts_detail,
+                }
+            });
+        }
         let run = retry::run(max_retries, deadline, &attempts, on_retry, || {
             let n = attempts.load(Ordering::Relaxed);
             let (headers, body) = (headers.clone(), body.clone());
             attempt::send(cfg, &http, url, endpoint, headers, body, kind, want, n)
         });
-        let guarded = async {
-            match tokio::time::timeout_at(deadline, run).await {
-                Ok(r) => r,
-                Err(_) => Err(Error::Timeout {
-                    timeout_ms: timeout.as_millis() as u64,
-                    attempts: attempts.load(Ordering::Relaxed),
-                    last: failed_before
-                        .lock()
-                        .ok()
-                        .and_then(|mut slot| slot.take())
-                        .map(Box::new),
-                }),
-            }
-        };
-        match &opts.cancel {
-            None => guarded.await,
-            Some(token) => tokio::select! {
-                biased;
-                _ = token.cancelled() => Err(Error::Aborted),
-                r = guarded => r,
-            },
+        guard(run, deadline, timeout, &attempts, &failed_before, opts).await
+    }
+}
+
+/// Runs `run` under the call's deadline and cancellation: expiry is `ETIMEDOUT` carrying the
+/// attempts made and the last failed attempt's error.
+async fn guard<T>(
+    run: impl std::future::Future<Output = Result<T>>,
+    deadline: Instant,
+    timeout: Duration,
+    attempts: &AtomicU32,
+    failed_before: &std::sync::Mutex<Option<Error>>,
+    opts: &CallOptions,
+) -> Result<T> {
+    let guarded = async {
+        match tokio::time::timeout_at(deadline, run).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::Timeout {
+                timeout_ms: timeout.as_millis() as u64,
+                attempts: attempts.load(Ordering::Relaxed),
+                last: failed_before
+                    .lock()
+                    .ok()
+                    .and_then(|mut slot| slot.take())
+                    .map(Box::new),
+            }),
         }
+    };
+    match &opts.cancel {
+        None => guarded.await,
+        Some(token) => tokio::select! {
+            biased;
+            _ = token.cancelled() => Err(Error::Aborted),
+            r = guarded => r,
+        },
+    }
+}
+
+/// A client per OpenClaw provider of `config`, made by `make` (own or shared pool).
+fn providers(config: &Config, make: fn(Config) -> Result<Client>) -> Result<Vec<(String, Client)>> {
+    config
+        .providers()
+        .iter()
+        .map(|p| Ok((p.id.clone(), make(p.config.clone())?)))
+        .collect()
+}
+
+/// A parsed reply and its attempts detail.
+fn traced(reply: Reply) -> Result<(Value, Vec<crate::AttemptDetail>)> {
+    match reply {
+        Reply::Parsed(raw, value) => Ok((value, raw.attempts_detail)),
+        Reply::Body(raw) => {
+            let value = raw.json()?;
+            Ok((value, raw.attempts_detail))
+        }
+        Reply::Stream(_) => Err(Error::config("unexpected stream")),
     }
 }
 

@@ -41,6 +41,15 @@ pub const ENV_NAMES: &[&str] = &[
     "LLM_CLIENT_KEY",
     "SSL_CERT_FILE",
     "SSL_CERT_DIR",
+    "LLM_API_KEYS",
+    "LLM_FALLBACK_BASE_URLS",
+    "LLM_FALLBACK_API_KEYS",
+    "LLM_FALLBACK_MODELS",
+    "LLM_BREAKER_FAILURES",
+    "LLM_BREAKER_COOLDOWN_MS",
+    "LLM_PROVIDERS",
+    "OPENCLAW_CONFIG_PATH",
+    "HOME",
 ];
 
 /// How much the client writes to its log sink (`LLM_LOG`).
@@ -80,6 +89,10 @@ impl LogLevel {
 pub struct ApiKey(String);
 
 impl ApiKey {
+    pub(crate) fn new(key: String) -> Self {
+        ApiKey(key)
+    }
+
     /// The key itself, for the `Authorization` header only.
     pub fn expose(&self) -> &str {
         &self.0
@@ -125,6 +138,10 @@ pub struct Config {
     /// Which variable (or explicit option) supplied each setting, for `claw-llm doctor`.
     sources: Vec<(&'static str, String)>,
     tls: TlsSettings,
+    /// Fallback endpoints, keys and models, and the breaker settings.
+    routes: crate::route::Routes,
+    /// OpenClaw's providers (`LLM_PROVIDERS=openclaw`).
+    providers: Option<std::sync::Arc<Vec<crate::openclaw::Provider>>>,
 }
 
 impl fmt::Debug for Config {
@@ -149,6 +166,17 @@ impl fmt::Debug for Config {
             .field("embedding_concurrency", &self.embedding_concurrency)
             .field("send_embedding_dims", &self.send_embedding_dims)
             .field("reasoning", &self.reasoning)
+            .field(
+                "fallbacks",
+                &self
+                    .fallback_base_urls()
+                    .into_iter()
+                    .map(url::redacted)
+                    .collect::<Vec<_>>(),
+            )
+            .field("api_keys", &(1 + self.routes.extra_keys.len()))
+            .field("fallback_models", &self.routes.fallback_models)
+            .field("openclaw_providers", &self.openclaw_providers())
             .finish()
     }
 }
@@ -250,6 +278,43 @@ impl Config {
     pub fn sources(&self) -> &[(&'static str, String)] {
         &self.sources
     }
+    /// The fallback gateways' base URLs, in order (`LLM_FALLBACK_BASE_URLS` or `fallbacks`).
+    pub fn fallback_base_urls(&self) -> Vec<&str> {
+        self.routes
+            .fallbacks
+            .iter()
+            .map(|f| f.base.as_str())
+            .collect()
+    }
+    /// How many keys the base URL's gateway has (`LLM_API_KEY` plus `LLM_API_KEYS`).
+    pub fn api_key_count(&self) -> usize {
+        1 + self.routes.extra_keys.len()
+    }
+    /// Models tried, in order, after the requested one (`LLM_FALLBACK_MODELS`).
+    pub fn fallback_models(&self) -> &[String] {
+        &self.routes.fallback_models
+    }
+    /// Consecutive failures that open an endpoint's breaker (`LLM_BREAKER_FAILURES`, default 5).
+    pub fn breaker_failures(&self) -> u32 {
+        self.routes.breaker.failures
+    }
+    /// How long an open breaker skips its endpoint (`LLM_BREAKER_COOLDOWN_MS`, default 30 s).
+    pub fn breaker_cooldown(&self) -> Duration {
+        self.routes.breaker.cooldown
+    }
+    /// The provider ids of OpenClaw's config (`LLM_PROVIDERS=openclaw`), in the file's order.
+    pub fn openclaw_providers(&self) -> Vec<&str> {
+        self.providers
+            .iter()
+            .flat_map(|p| p.iter().map(|p| p.id.as_str()))
+            .collect()
+    }
+    pub(crate) fn providers(&self) -> &[crate::openclaw::Provider] {
+        self.providers.as_deref().map_or(&[], Vec::as_slice)
+    }
+    pub(crate) fn routes(&self) -> &crate::route::Routes {
+        &self.routes
+    }
     /// Trusted roots and client certificate, as read when the config was built.
     pub(crate) fn tls(&self) -> &TlsSettings {
         &self.tls
@@ -278,6 +343,7 @@ pub struct ConfigBuilder {
     extra_ca_files: Vec<(String, String)>,
     client_cert: Option<(PemSource, PemSource)>,
     ignore_env: bool,
+    routes: crate::route::Explicit,
 }
 
 impl fmt::Debug for ConfigBuilder {
@@ -397,6 +463,65 @@ impl ConfigBuilder {
         self
     }
 
+    /// Adds a fallback gateway, tried after the base URL (and earlier fallbacks) when they fail
+    /// (else `LLM_FALLBACK_BASE_URLS` + `LLM_FALLBACK_API_KEYS`). Its base URL follows the same
+    /// rules as the base URL; an empty `api_key` means the base URL's key.
+    ///
+    /// ```
+    /// let cfg = claw_llm::Config::builder()
+    ///     .base_url("http://100.64.0.7:3000")
+    ///     .api_key("sk-oneapi")
+    ///     .fallback("https://dashscope.aliyuncs.com/compatible-mode/v1", "sk-dashscope")
+    ///     .ignore_env(true)
+    ///     .build()?;
+    /// assert_eq!(cfg.fallback_base_urls(), ["https://dashscope.aliyuncs.com/compatible-mode/v1"]);
+    /// # Ok::<(), claw_llm::Error>(())
+    /// ```
+    pub fn fallback(mut self, base_url: impl Into<String>, api_key: impl Into<String>) -> Self {
+        self.routes
+            .fallbacks
+            .get_or_insert_with(Vec::new)
+            .push((base_url.into(), api_key.into()));
+        self
+    }
+
+    /// Several keys for the base URL's gateway, tried in order on a 429 or a quota error (else
+    /// `LLM_API_KEYS`). With an API key also set, that key comes first.
+    pub fn api_keys<I, S>(mut self, keys: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.routes.api_keys = Some(keys.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Models to try, in order, when the requested one keeps failing with a retryable error
+    /// or a 404 "model not found" (else `LLM_FALLBACK_MODELS`; a call's own
+    /// [`crate::CallOptions::fallback_models`] wins).
+    pub fn fallback_models<I, S>(mut self, models: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.routes.fallback_models = Some(models.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Consecutive failures that open an endpoint's breaker (else `LLM_BREAKER_FAILURES`,
+    /// default 5).
+    pub fn breaker_failures(mut self, n: u32) -> Self {
+        self.routes.breaker_failures = Some(n);
+        self
+    }
+
+    /// How long an open breaker skips its endpoint, in ms (else `LLM_BREAKER_COOLDOWN_MS`,
+    /// default 30000).
+    pub fn breaker_cooldown_ms(mut self, ms: u64) -> Self {
+        self.routes.breaker_cooldown_ms = Some(ms);
+        self
+    }
+
     /// Do not read the environment at all: only explicit values and defaults.
     pub fn ignore_env(mut self, yes: bool) -> Self {
         self.ignore_env = yes;
@@ -437,9 +562,14 @@ impl ConfigBuilder {
                 Error::config("LLM_BASE_URL is not set (nor OPENAI_BASE_URL); set it to your gateway, e.g. http://127.0.0.1:3000")
             })?;
         let mut sources: Vec<(&'static str, String)> = vec![("base_url", base_name.clone())];
+        let one = |n: &str| get(&[n]).map(|(_, v)| v);
+        let listed = crate::route::listed_keys(&self.routes, &one);
         let (key_name, api_key) = explicit(self.api_key, "apiKey")
             .or_else(|| get(&["LLM_API_KEY", "OPENAI_API_KEY"]))
-            .ok_or_else(|| Error::config("LLM_API_KEY is not set (nor OPENAI_API_KEY)"))?;
+            .or_else(|| listed.and_then(|(name, keys)| keys.into_iter().next().map(|k| (name, k))))
+            .ok_or_else(|| {
+                Error::config("LLM_API_KEY is not set (nor OPENAI_API_KEY, nor LLM_API_KEYS)")
+            })?;
         if api_key.chars().any(|c| c.is_control()) {
             return Err(Error::config(
                 "LLM_API_KEY contains control characters (the value is not shown)",
@@ -567,10 +697,13 @@ impl ConfigBuilder {
             &|n| get(&[n]).map(|(_, v)| v),
         )
         .load()?;
+        let api_key = ApiKey(api_key);
+        let routes = crate::route::resolve(self.routes, &one, &api_key)?;
+        let providers = crate::openclaw::load(&one)?;
 
         Ok(Config {
             base_url,
-            api_key: ApiKey(api_key),
+            api_key,
             chat_url,
             embeddings_url,
             models_url,
@@ -588,6 +721,8 @@ impl ConfigBuilder {
             reasoning,
             sources,
             tls,
+            routes,
+            providers,
         })
     }
 }
@@ -730,6 +865,50 @@ mod tests {
             ]))
             .unwrap();
         assert_eq!(c.chat_url(), "http://b:4/v1/chat/completions");
+    }
+
+    #[test]
+    fn config_api_keys_alone_satisfy_the_key_and_follow_llm_api_key() {
+        let c = Config::builder()
+            .build_with(env(&[
+                ("LLM_BASE_URL", "http://h"),
+                ("LLM_API_KEYS", " k1, k2 ,"),
+            ]))
+            .unwrap();
+        assert_eq!(c.api_key().expose(), "k1");
+        assert_eq!(c.api_key_count(), 2);
+        let c = Config::builder()
+            .build_with(env(&[
+                ("LLM_BASE_URL", "http://h"),
+                ("LLM_API_KEY", "k0"),
+                ("LLM_API_KEYS", "k1,k0"),
+            ]))
+            .unwrap();
+        assert_eq!(c.api_key().expose(), "k0");
+        assert_eq!(c.api_key_count(), 2, "k0 is not tried twice");
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("k1") && !dbg.contains("\"k0"), "{dbg}");
+    }
+
+    #[test]
+    fn config_debug_never_shows_fallback_or_rotation_keys() {
+        let c = Config::builder()
+            .fallback("http://b/v1?api-key=sk-in-query", "sk-fallback-secret")
+            .api_keys(["sk-rotation-secret"])
+            .build_with(env(&[
+                ("LLM_BASE_URL", "http://h"),
+                ("LLM_API_KEY", "sk-main"),
+            ]))
+            .unwrap();
+        let dbg = format!("{c:?} {:?}", c.routes());
+        for secret in [
+            "sk-in-query",
+            "sk-fallback-secret",
+            "sk-rotation-secret",
+            "sk-main",
+        ] {
+            assert!(!dbg.contains(secret), "{secret} in {dbg}");
+        }
     }
 
     #[test]

@@ -962,7 +962,7 @@ async fn embeddings_step(r: &mut Run, client: &Client, cfg: &Config, opts: CallO
 /// Recognises a failure by its shape (see the module docs).
 pub fn diagnose(e: &Error, proxy: Option<&(String, String)>) -> Option<Finding> {
     let f = |id, message: String| Some(Finding { id, message });
-    match e {
+    match e.unwrapped() {
         Error::BadResponse { message, snippet, .. } if message.contains("HTML page") || snippet.trim_start().starts_with('<') => f(
             "base_url_lacks_v1",
             "the gateway answered with its web page (HTML), not its API: the base URL lacks /v1 — set LLM_BASE_URL to the API root, e.g. http://host:3000/v1".into(),

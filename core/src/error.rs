@@ -34,6 +34,26 @@ pub struct HttpErrorDetail {
     pub attempts: u32,
 }
 
+/// One attempt of a call that had fallbacks (endpoints, keys or models) to choose from.
+///
+/// The key itself never appears: only its position (`0` is `LLM_API_KEY`, then
+/// `LLM_API_KEYS`; a fallback endpoint's own key is `0`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptDetail {
+    /// The URL requested, without secret query values or a password.
+    pub endpoint: String,
+    /// Which of the endpoint's keys was sent.
+    pub key_index: usize,
+    /// The model asked for (`None` for the models list).
+    pub model: Option<String>,
+    /// The HTTP status, when a response head arrived.
+    pub status: Option<u16>,
+    /// The error code of a failed attempt (`None` for the one that succeeded).
+    pub code: Option<&'static str>,
+    /// How long the attempt took, in milliseconds.
+    pub ms: u64,
+}
+
 /// Every way a call can fail. Each variant has one stable [`Error::code`], the same
 /// string in Rust, Node and Python.
 ///
@@ -108,6 +128,16 @@ pub enum Error {
     /// The caller cancelled the call or the stream.
     #[error("request aborted")]
     Aborted,
+    /// A call that had fallbacks (endpoints, keys or models) failed: `error` is the last
+    /// attempt's (or the deadline's) error, whose code, status and fields this error reports as
+    /// its own; `attempts_detail` says where every attempt went.
+    #[error("{error}")]
+    Failover {
+        /// The error the call ends with.
+        error: Box<Error>,
+        /// One entry per attempt, in order.
+        attempts_detail: Vec<AttemptDetail>,
+    },
 }
 
 /// Which way a stream failed (`Error::Stream`'s `kind`).
@@ -155,6 +185,7 @@ impl Error {
             Error::Connection { .. } => "LLM_CONNECTION_ERROR",
             Error::Stream { .. } => "LLM_STREAM_ERROR",
             Error::Aborted => "ABORT_ERR",
+            Error::Failover { error, .. } => error.code(),
         }
     }
 
@@ -168,7 +199,7 @@ impl Error {
         match self {
             Error::Http(d) | Error::Api(d) => Some(d.status),
             Error::BadResponse { status, .. } => Some(*status),
-            Error::Timeout { last: Some(e), .. } => e.status(),
+            Error::Timeout { last: Some(e), .. } | Error::Failover { error: e, .. } => e.status(),
             _ => None,
         }
     }
@@ -180,7 +211,9 @@ impl Error {
             Error::BadResponse { request_id, .. } | Error::Stream { request_id, .. } => {
                 request_id.as_deref()
             }
-            Error::Timeout { last: Some(e), .. } => e.request_id(),
+            Error::Timeout { last: Some(e), .. } | Error::Failover { error: e, .. } => {
+                e.request_id()
+            }
             _ => None,
         }
     }
@@ -191,7 +224,7 @@ impl Error {
         match self {
             Error::Http(d) | Error::Api(d) => Some(d),
             Error::Stream { frame: Some(d), .. } => Some(d),
-            Error::Timeout { last: Some(e), .. } => e.detail(),
+            Error::Timeout { last: Some(e), .. } | Error::Failover { error: e, .. } => e.detail(),
             _ => None,
         }
     }
@@ -202,7 +235,7 @@ impl Error {
             Error::Http(d) | Error::Api(d) => Some(d.body.clone()),
             Error::BadResponse { snippet, .. } => Some(Value::String(snippet.clone())),
             Error::Stream { frame: Some(d), .. } => Some(d.body.clone()),
-            Error::Timeout { last: Some(e), .. } => e.body(),
+            Error::Timeout { last: Some(e), .. } | Error::Failover { error: e, .. } => e.body(),
             _ => None,
         }
     }
@@ -216,6 +249,7 @@ impl Error {
             | Error::Connection { attempts, .. } => *attempts,
             Error::Stream { .. } => 1,
             Error::Config { .. } | Error::Aborted => 0,
+            Error::Failover { error, .. } => error.attempts(),
         }
     }
 
@@ -223,7 +257,36 @@ impl Error {
     pub fn timeout_ms(&self) -> Option<u64> {
         match self {
             Error::Timeout { timeout_ms, .. } => Some(*timeout_ms),
+            Error::Failover { error, .. } => error.timeout_ms(),
             _ => None,
+        }
+    }
+
+    /// Where every attempt went, for a call that had fallbacks (endpoints, keys or models);
+    /// empty for a call with one endpoint, key and model (its attempts all went to the same
+    /// place, and [`Error::attempts`] counts them).
+    pub fn attempts_detail(&self) -> &[AttemptDetail] {
+        match self {
+            Error::Failover {
+                attempts_detail, ..
+            } => attempts_detail,
+            _ => &[],
+        }
+    }
+
+    /// The error itself, without the failover wrapper (see [`Error::Failover`]): what to match
+    /// on to tell an HTTP error from a timeout.
+    pub fn unwrapped(&self) -> &Error {
+        match self {
+            Error::Failover { error, .. } => error.unwrapped(),
+            e => e,
+        }
+    }
+
+    pub(crate) fn unwrapped_mut(&mut self) -> &mut Error {
+        match self {
+            Error::Failover { error, .. } => error.unwrapped_mut(),
+            e => e,
         }
     }
 
@@ -233,6 +296,7 @@ impl Error {
             Error::Timeout { attempts, .. }
             | Error::BadResponse { attempts, .. }
             | Error::Connection { attempts, .. } => *attempts = n,
+            Error::Failover { error, .. } => error.set_attempts(n),
             _ => {}
         }
     }

@@ -27,6 +27,7 @@
 mod accumulate;
 mod attempt;
 pub mod batch;
+pub mod breaker;
 mod check;
 mod client;
 mod config;
@@ -34,11 +35,13 @@ pub mod doctor;
 pub mod embeddings;
 mod error;
 mod log;
+mod openclaw;
 mod options;
 mod probe;
 mod proxy;
 pub mod reasoning;
 pub mod retry;
+mod route;
 pub mod sse;
 mod stream;
 mod tls;
@@ -47,13 +50,14 @@ mod transport;
 pub mod url;
 
 pub use accumulate::Accumulator;
+pub use breaker::{breaker_state, BreakerState};
 pub use check::RawResponse;
 pub use client::Client;
 pub use config::{
     ApiKey, Config, ConfigBuilder, LogLevel, DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_MAX_RETRIES,
     DEFAULT_TIMEOUT_MS, ENV_NAMES,
 };
-pub use error::{summarize_body, Error, HttpErrorDetail, Result, StreamFailure};
+pub use error::{summarize_body, AttemptDetail, Error, HttpErrorDetail, Result, StreamFailure};
 pub use log::{error_line, log_failure, set_log_sink, with_log_sink, LogSink};
 pub use options::CallOptions;
 pub use reasoning::Reasoning;

@@ -35,6 +35,9 @@ pub struct CallOptions {
     /// What to do with a leading `<think>` block (`reasoning: "raw" | "split"`; else
     /// `LLM_REASONING`).
     pub reasoning: Option<crate::Reasoning>,
+    /// Models to try, in order, when the requested one keeps failing (`fallbackModels`; else
+    /// the configuration's `LLM_FALLBACK_MODELS`).
+    pub fallback_models: Option<Vec<String>>,
 }
 
 impl CallOptions {
@@ -91,6 +94,28 @@ impl CallOptions {
         if let Some(Value::String(mode)) = params.get("reasoning") {
             opts.reasoning = Some(crate::Reasoning::parse(mode)?);
             params.shift_remove("reasoning");
+        }
+        match params.shift_remove("fallbackModels") {
+            None | Some(Value::Null) => {}
+            Some(Value::Array(items)) => {
+                let models = items
+                    .into_iter()
+                    .map(|m| match m {
+                        Value::String(s) if !s.trim().is_empty() => Ok(s.trim().to_string()),
+                        other => Err(Error::config(format!(
+                            "fallbackModels must be a list of non-empty strings, got {}",
+                            type_name(&other)
+                        ))),
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                opts.fallback_models = Some(models);
+            }
+            Some(other) => {
+                return Err(Error::config(format!(
+                    "fallbackModels must be a list of non-empty strings, got {}",
+                    type_name(&other)
+                )))
+            }
         }
         let stream = match params.shift_remove("stream") {
             None | Some(Value::Null) => false,

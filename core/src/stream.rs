@@ -73,6 +73,8 @@ pub struct ChatStream {
     status: u16,
     request_id: Option<String>,
     meta: StreamMeta,
+    /// See [`ChatStream::attempts_detail`].
+    attempts_detail: Vec<crate::AttemptDetail>,
     idle_timer: Pin<Box<Sleep>>,
     /// When the last event carrying data arrived (or the head, before the first): the idle
     /// timeout counts from here. Comments, pings and empty events do not move it.
@@ -113,18 +115,28 @@ impl ChatStream {
             cancelled: Box::pin(meta.cancel.clone().cancelled_owned()),
             splitter: meta.split.then(StreamSplitter::default),
             meta,
+            attempts_detail: Vec::new(),
         }
     }
 
-    pub(crate) fn from_response(resp: reqwest::Response, meta: StreamMeta) -> Self {
+    pub(crate) fn from_response(mut resp: reqwest::Response, meta: StreamMeta) -> Self {
         let status = resp.status().as_u16();
         let request_id = crate::retry::request_id(resp.headers());
-        ChatStream::new(
+        let trail = resp.extensions_mut().remove::<crate::route::Trail>();
+        let mut stream = ChatStream::new(
             status,
             request_id,
             Some(Box::pin(resp.bytes_stream())),
             meta,
-        )
+        );
+        stream.attempts_detail = trail.map(|t| t.0).unwrap_or_default();
+        stream
+    }
+
+    /// Where every attempt went before this stream opened, when the call had fallbacks
+    /// (endpoints, keys or models) to choose from; empty otherwise.
+    pub fn attempts_detail(&self) -> &[crate::AttemptDetail] {
+        &self.attempts_detail
     }
 
     /// A gateway that ignored `stream: true` and answered one JSON completion: replay it as a
@@ -150,6 +162,7 @@ impl ChatStream {
             );
         }
         let mut s = ChatStream::new(raw.status, raw.request_id, None, meta);
+        s.attempts_detail = raw.attempts_detail;
         s.acc.push(&value);
         s.queued.push_back((value.to_string(), value));
         s.state = State::Done;

@@ -1615,3 +1615,399 @@ async fn reasoning_raw_by_default_untouched() {
     assert_eq!(content, format!("<think>\n{THINK}\n</think>\n\necho: hi"));
     assert!(reasoning.is_empty());
 }
+
+// ---- Failover: keys, endpoints, models, breakers ----
+
+/// A base URL whose port nothing listens on (bound, then released).
+fn refused_base() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = l.local_addr().expect("addr").port();
+    drop(l);
+    format!("http://127.0.0.1:{port}")
+}
+
+/// A base URL on the shared gateway whose every request answers as `spec`.
+fn gw_as(spec: &str) -> String {
+    format!("{}/__gw/{spec}/v1", gateway().base)
+}
+
+fn routed(base: &str, fallbacks: &[&str]) -> claw_llm::ConfigBuilder {
+    fallbacks.iter().fold(cfg(base), |b, f| b.fallback(*f, KEY))
+}
+
+async fn ask(c: &Client, model: &str, o: CallOptions) -> claw_llm::Result<claw_llm::RawResponse> {
+    c.call_specific_model_raw(model, msgs("hi"), params(json!({})), o)
+        .await
+}
+
+#[tokio::test]
+async fn failover_key_429_rotates_to_next_key() {
+    let c = Client::new(
+        cfg(&gateway().base)
+            .api_key("sk-one")
+            .api_keys(["sk-two"])
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let o = CallOptions {
+        headers: vec![("x-mock-scenario".into(), "limit-key:bearer=sk-one".into())],
+        ..opts(5_000, 2)
+    };
+    let r = ask(&c, "qwen-plus", o)
+        .await
+        .expect("the second key succeeds");
+    // No backoff between keys: the whole call is far below the first backoff (500 ms).
+    assert!(
+        started.elapsed() < Duration::from_millis(450),
+        "{:?}",
+        started.elapsed()
+    );
+    let d = &r.attempts_detail;
+    assert_eq!(d.len(), 2, "{d:?}");
+    assert_eq!(
+        (d[0].key_index, d[0].status, d[0].code),
+        (0, Some(429), Some("LLM_HTTP_ERROR"))
+    );
+    assert_eq!(
+        (d[1].key_index, d[1].status, d[1].code),
+        (1, Some(200), None)
+    );
+    assert!(!format!("{d:?}").contains("sk-"), "a key leaked: {d:?}");
+}
+
+#[tokio::test]
+async fn failover_refused_endpoint_moves_to_next() {
+    let dead = refused_base();
+    let c = Client::new(routed(&dead, &[&gateway().base]).build().unwrap()).unwrap();
+    let r = ask(&c, "qwen-plus", opts(5_000, 0))
+        .await
+        .expect("fallback answers");
+    let v: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["choices"][0]["message"]["content"], "echo: hi");
+    let d = &r.attempts_detail;
+    assert_eq!(d.len(), 2, "{d:?}");
+    assert_eq!(d[0].endpoint, format!("{dead}/v1/chat/completions"));
+    assert_eq!(
+        (d[0].status, d[0].code),
+        (None, Some("LLM_CONNECTION_ERROR"))
+    );
+    assert_eq!(
+        d[1].endpoint,
+        format!("{}/v1/chat/completions", gateway().base)
+    );
+    assert_eq!(d[1].status, Some(200));
+}
+
+#[tokio::test]
+async fn failover_gateway_killed_mid_run() {
+    let primary = start_gateway(KEY);
+    let c = Client::new(routed(&primary.base, &[&gateway().base]).build().unwrap()).unwrap();
+    let r = ask(&c, "qwen-plus", opts(5_000, 0)).await.unwrap();
+    assert_eq!(r.attempts_detail.len(), 1, "the primary answered");
+    drop(primary); // its stdin closes: the gateway exits
+    let mut moved = false;
+    for _ in 0..50 {
+        let r = ask(&c, "qwen-plus", opts(5_000, 0))
+            .await
+            .expect("no failed call");
+        if r.attempts_detail.len() == 2 {
+            assert_eq!(r.attempts_detail[0].code, Some("LLM_CONNECTION_ERROR"));
+            moved = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(moved, "calls never moved to the fallback");
+}
+
+#[tokio::test]
+async fn failover_model_not_found_uses_fallback_model() {
+    let o = CallOptions {
+        fallback_models: Some(vec!["mock-ok".into()]),
+        ..opts(5_000, 0)
+    };
+    let r = ask(&client(), "mock-err-message:status=404", o)
+        .await
+        .unwrap();
+    let v: Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v["mock_echo"]["body"]["model"], "mock-ok");
+    let d = &r.attempts_detail;
+    assert_eq!(d.len(), 2, "{d:?}");
+    assert_eq!(d[0].model.as_deref(), Some("mock-err-message:status=404"));
+    assert_eq!(d[0].status, Some(404));
+    assert_eq!(d[1].model.as_deref(), Some("mock-ok"));
+}
+
+#[tokio::test]
+async fn failover_400_ends_at_once() {
+    let c = Client::new(
+        routed(&gateway().base, &[&gateway().base])
+            .fallback_models(["mock-ok"])
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    for model in ["mock-err-oneapi:status=400", "mock-err-fastapi422"] {
+        let e = ask(&c, model, opts(5_000, 2)).await.unwrap_err();
+        assert_eq!(e.code(), "LLM_HTTP_ERROR");
+        assert_eq!(e.attempts(), 1, "{model}");
+        assert_eq!(e.attempts_detail().len(), 1, "{model}");
+        assert!(matches!(e.unwrapped(), Error::Http(_)));
+    }
+}
+
+#[tokio::test]
+async fn failover_open_breaker_is_skipped() {
+    let dead = refused_base();
+    let c = Client::new(
+        routed(&dead, &[&gateway().base])
+            .breaker_failures(2)
+            .breaker_cooldown_ms(60_000)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    for _ in 0..2 {
+        let r = ask(&c, "qwen-plus", opts(5_000, 0)).await.unwrap();
+        assert_eq!(r.attempts_detail.len(), 2);
+    }
+    let state = c.breaker_state();
+    assert_eq!(state[0].endpoint, dead);
+    assert_eq!(state[0].phase.as_str(), "open");
+    assert_eq!(state[1].phase.as_str(), "closed");
+    // Open: the dead endpoint is not even tried.
+    let r = ask(&c, "qwen-plus", opts(5_000, 0)).await.unwrap();
+    assert_eq!(r.attempts_detail.len(), 1, "{:?}", r.attempts_detail);
+    assert!(r.attempts_detail[0].endpoint.starts_with(&gateway().base));
+    // Shared by the process: another client naming the endpoint sees it open.
+    let other = Client::new(routed(&dead, &[&gateway().base]).build().unwrap()).unwrap();
+    assert_eq!(other.breaker_state()[0].phase.as_str(), "open");
+    assert!(claw_llm::breaker_state().iter().any(|b| b.endpoint == dead));
+}
+
+#[tokio::test]
+async fn failover_all_open_tries_the_first_opened() {
+    let (a, b) = (refused_base(), refused_base());
+    let c = Client::new(
+        routed(&a, &[&b])
+            .breaker_failures(1)
+            .breaker_cooldown_ms(60_000)
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let e = ask(&c, "qwen-plus", opts(5_000, 0)).await.unwrap_err();
+    assert_eq!(e.attempts_detail().len(), 2);
+    assert!(c.breaker_state().iter().all(|s| s.phase.as_str() == "open"));
+    // Every endpoint open: one request still goes out, to the one that opened first.
+    let e = ask(&c, "qwen-plus", opts(5_000, 0)).await.unwrap_err();
+    assert_eq!(e.code(), "LLM_CONNECTION_ERROR");
+    let d = e.attempts_detail();
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert!(d[0].endpoint.starts_with(&a), "{d:?}");
+}
+
+#[tokio::test]
+async fn failover_stream_before_first_byte() {
+    let c = Client::new(
+        routed(&gw_as("err-empty:status=503"), &[&gateway().base])
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let mut s = c
+        .stream("qwen-plus", msgs("hi"), params(json!({})), opts(5_000, 0))
+        .await
+        .expect("the fallback streams");
+    let mut text = String::new();
+    while let Some(chunk) = s.next().await {
+        if let Some(t) = chunk.expect("chunk")["choices"][0]["delta"]["content"].as_str() {
+            text.push_str(t);
+        }
+    }
+    assert_eq!(text, "Hello, world!");
+    let d = s.attempts_detail();
+    assert_eq!(d.len(), 2, "{d:?}");
+    assert_eq!(d[0].status, Some(503));
+    assert_eq!(d[1].status, Some(200));
+}
+
+#[tokio::test]
+async fn failover_stream_not_after_first_byte() {
+    let tag = unique("after-");
+    let fallback = gw_as(&format!("ok:tag={tag}"));
+    let c = Client::new(
+        routed(&gw_as("stream-reset:after=2"), &[&fallback])
+            .build()
+            .unwrap(),
+    )
+    .unwrap();
+    let mut s = c
+        .stream("qwen-plus", msgs("hi"), params(json!({})), opts(5_000, 2))
+        .await
+        .expect("the primary's stream opens");
+    let mut got = 0;
+    let err = loop {
+        match s.next().await {
+            Some(Ok(_)) => got += 1,
+            Some(Err(e)) => break e,
+            None => panic!("the reset stream ended cleanly"),
+        }
+    };
+    assert_eq!(got, 2);
+    assert_eq!(err.code(), "LLM_STREAM_ERROR");
+    let to_fallback = requests_at(&gateway().base)
+        .await
+        .into_iter()
+        .filter(|r| r["path"].as_str().unwrap_or("").contains(&tag))
+        .count();
+    assert_eq!(
+        to_fallback, 0,
+        "the call moved after stream bytes reached the caller"
+    );
+}
+
+#[tokio::test]
+async fn failover_deadline_held_across_chain() {
+    let slow_fail = |n: u32| {
+        gw_as(&format!(
+            "flaky:fails=1000,ms=300,key={}",
+            unique(&format!("chain{n}-"))
+        ))
+    };
+    let (a, b, c3) = (slow_fail(0), slow_fail(1), slow_fail(2));
+    let c = Client::new(routed(&a, &[&b, &c3]).build().unwrap()).unwrap();
+    let started = Instant::now();
+    let e = ask(&c, "qwen-plus", opts(800, 5)).await.unwrap_err();
+    let took = started.elapsed();
+    assert_eq!(e.code(), "ETIMEDOUT");
+    assert!(took < Duration::from_millis(1_500), "{took:?}");
+    assert_eq!(e.status(), Some(503), "the last attempt's status is kept");
+    let d = e.attempts_detail();
+    assert!(d.len() >= 2, "{d:?}");
+    assert_eq!(d[0].status, Some(503));
+}
+
+// ---- OpenClaw providers ----
+
+fn openclaw_env(extra: &[(&str, String)]) -> impl Fn(&str) -> Option<String> {
+    let fixture = format!(
+        "{}/../tests/fixtures/openclaw.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let mut map: std::collections::HashMap<String, String> = [
+        ("LLM_BASE_URL", gateway().base.clone()),
+        ("LLM_API_KEY", KEY.to_string()),
+        ("LLM_PROVIDERS", "openclaw".to_string()),
+        ("OPENCLAW_CONFIG_PATH", fixture),
+        ("CLAW_TEST_GATEWAY", gateway().base.clone()),
+        ("CLAW_TEST_ONEAPI_KEY", KEY.to_string()),
+        ("CLAW_TEST_DASHSCOPE_KEY", KEY.to_string()),
+        ("CLAW_TEST_TEAM", "claw".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    for (k, v) in extra {
+        map.insert(k.to_string(), v.clone());
+    }
+    move |k| map.get(k).cloned()
+}
+
+#[tokio::test]
+async fn openclaw_provider_model_resolved_from_config() {
+    let c = Client::new(Config::builder().build_with(openclaw_env(&[])).unwrap()).unwrap();
+    assert_eq!(c.config().openclaw_providers(), ["oneapi", "dashscope"]);
+    let v = c
+        .call_specific_model(
+            "oneapi/qwen-plus",
+            msgs("hi"),
+            params(json!({})),
+            opts(5_000, 0),
+        )
+        .await
+        .unwrap();
+    let echo = &v["mock_echo"];
+    assert_eq!(
+        echo["body"]["model"], "qwen-plus",
+        "the model id after the slash"
+    );
+    assert_eq!(echo["path"], "/v1/chat/completions");
+    assert_eq!(
+        echo["headers"]["authorization"], "Bearer <redacted>",
+        "the SecretRef's key"
+    );
+    assert_eq!(echo["headers"]["x-openclaw-team"], "claw");
+    let v = c
+        .call_specific_model(
+            "dashscope/qwen-max",
+            msgs("hi"),
+            params(json!({})),
+            opts(5_000, 0),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        v["mock_echo"]["path"],
+        "/compatible-mode/v1/chat/completions"
+    );
+    assert_eq!(v["mock_echo"]["body"]["model"], "qwen-max");
+    assert_eq!(
+        v["mock_echo"]["headers"]["authorization"],
+        "Bearer <redacted>"
+    );
+    // A provider the file does not name keeps the environment's gateway, model verbatim.
+    let v = c
+        .call_specific_model(
+            "openrouter/qwen-plus",
+            msgs("hi"),
+            params(json!({})),
+            opts(5_000, 0),
+        )
+        .await
+        .unwrap();
+    assert_eq!(v["mock_echo"]["body"]["model"], "openrouter/qwen-plus");
+    assert!(v["mock_echo"]["headers"].get("x-openclaw-team").is_none());
+}
+
+#[tokio::test]
+async fn openclaw_bad_config_names_file_and_line() {
+    let path = std::env::temp_dir()
+        .join(unique("openclaw-bad-"))
+        .with_extension("json");
+    std::fs::write(
+        &path,
+        "{\n  models: {\n    providers: { p: { baseUrl: , } },\n  },\n}\n",
+    )
+    .unwrap();
+    let p = path.to_string_lossy().to_string();
+    let err = Config::builder()
+        .build_with(openclaw_env(&[("OPENCLAW_CONFIG_PATH", p.clone())]))
+        .unwrap_err();
+    assert_eq!(err.code(), "LLM_CLIENT_CONFIG");
+    assert!(err.to_string().contains(&p), "{err}");
+    assert!(err.to_string().contains("line 3"), "{err}");
+    // A variable the file refers to that is not set is named, with the field.
+    let err = Config::builder()
+        .build_with(openclaw_env(&[("CLAW_TEST_TEAM", String::new())]))
+        .unwrap_err();
+    assert_eq!(err.code(), "LLM_CLIENT_CONFIG");
+    assert!(err.to_string().contains("CLAW_TEST_TEAM"), "{err}");
+    assert!(err.to_string().contains("x-openclaw-team"), "{err}");
+    let _ = std::fs::remove_file(&path);
+}
+
+/// Without fallbacks a call keeps the direct path: its error is the plain variant, with no
+/// attempts detail, exactly as before failover existed.
+#[tokio::test]
+async fn without_fallbacks_errors_are_unwrapped_and_carry_no_detail() {
+    let e = ask(&client(), "mock-err-oneapi:status=400", opts(5_000, 0))
+        .await
+        .unwrap_err();
+    assert!(matches!(e, Error::Http(_)), "{e:?}");
+    assert!(e.attempts_detail().is_empty());
+    let r = ask(&client(), "mock-ok", opts(5_000, 0)).await.unwrap();
+    assert!(r.attempts_detail.is_empty());
+}

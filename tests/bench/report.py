@@ -143,6 +143,17 @@ def main() -> None:
           f"| {fmt(med(key, 'embed_ps'))} | {mb(med(key, 'peak_rss_kb'))} "
           f"| {mb(med(key, 'rss_mark_kb'))} → {mb(med(key, 'rss_end_kb'))} ({g:+.1%}) |")
     p("")
+    failover = [k for k in order if ok[k] and med(k, "failover_us")]
+    if failover:
+        p("### A call that fails over from a refused endpoint (connection refused → next endpoint)")
+        p("")
+        p("| lang | client | µs/call (wall) | CPU µs/call | plain call µs/call (wall) |")
+        p("|---|---|---:|---:|---:|")
+        for key in failover:
+            plain = med(key, "seq_cps")
+            p(f"| {key[0]} | {key[1]} | {fmt(med(key, 'failover_us'))} | {fmt(med(key, 'failover_cpu_us'))} "
+              f"| {fmt(1e6 / plain) if plain else ''} |")
+        p("")
     p("### Ratios claw / peer (median of the per-round ratios, range in brackets) and targets")
     p("")
     p("| lang | claw | peer | metric | claw | peer | claw / peer | target | |")

@@ -106,6 +106,14 @@ const ENV_NAMES = [
   'SSL_CERT_FILE',
   'SSL_CERT_DIR',
   'NODE_EXTRA_CA_CERTS',
+  'LLM_API_KEYS',
+  'LLM_FALLBACK_BASE_URLS',
+  'LLM_FALLBACK_API_KEYS',
+  'LLM_FALLBACK_MODELS',
+  'LLM_BREAKER_FAILURES',
+  'LLM_BREAKER_COOLDOWN_MS',
+  'LLM_PROVIDERS',
+  'OPENCLAW_CONFIG_PATH',
 ];
 
 /** Sets exactly `vars` among the client's variables (others unset) for the duration of `fn`. */

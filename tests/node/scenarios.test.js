@@ -1021,3 +1021,197 @@ scenario('models_404_is_http_error', () =>
     assert.equal(e.status, 404);
     assert.match(e.message, /Not Found/);
   }));
+
+// ---------------------------------------------------------------- failover
+
+const refused = async () => `http://127.0.0.1:${await closedPort()}`;
+/** A base URL on the shared gateway whose every request answers as `spec`. */
+const gwAs = (spec) => `${gw.url}/__gw/${spec}/v1`;
+const routed = (baseUrl, fallbacks, extra = {}) =>
+  llm.createClient({ baseUrl, apiKey: KEY, fallbacks: fallbacks.map((u) => ({ baseUrl: u, apiKey: KEY })), ...extra });
+
+scenario('failover_key_429_rotates_to_next_key', () =>
+  withEnv({ LLM_BASE_URL: gw.url, LLM_API_KEY: 'sk-one', LLM_API_KEYS: 'sk-two' }, async () => {
+    const started = Date.now();
+    const r = await call('qwen-plus', { maxRetries: 2, headers: { 'x-mock-scenario': 'limit-key:bearer=sk-one' } });
+    assert.ok(Date.now() - started < 450, 'no backoff between keys');
+    assert.equal(r.choices[0].message.content, 'echo: hi');
+    const d = r.attemptsDetail;
+    assert.deepEqual(d.map((a) => [a.keyIndex, a.status, a.code]), [[0, 429, 'LLM_HTTP_ERROR'], [1, 200, null]]);
+    assert.ok(!JSON.stringify(d).includes('sk-'), 'a key leaked');
+    // Non-enumerable: the reply serialises exactly as the gateway's JSON.
+    assert.ok(!Object.keys(r).includes('attemptsDetail'));
+    assert.ok(!JSON.stringify(r).includes('attemptsDetail'));
+  }));
+
+scenario('failover_refused_endpoint_moves_to_next', async () => {
+  const dead = await refused();
+  await withEnv({ LLM_BASE_URL: dead, LLM_API_KEY: KEY, LLM_FALLBACK_BASE_URLS: gw.url }, async () => {
+    const r = await call('qwen-plus', { maxRetries: 0 });
+    assert.equal(r.choices[0].message.content, 'echo: hi');
+    const d = r.attemptsDetail;
+    assert.equal(d.length, 2);
+    assert.equal(d[0].endpoint, `${dead}/v1/chat/completions`);
+    assert.equal(d[0].code, 'LLM_CONNECTION_ERROR');
+    assert.equal(d[0].status, null);
+    assert.equal(d[1].endpoint, `${gw.url}/v1/chat/completions`);
+    assert.equal(d[1].status, 200);
+  });
+});
+
+scenario('failover_gateway_killed_mid_run', async () => {
+  const primary = await startGateway();
+  const client = routed(primary.url, [gw.url]);
+  assert.equal((await client.callSpecificModel('qwen-plus', USER, { maxRetries: 0 })).attemptsDetail.length, 1);
+  await primary.stop();
+  const r = await client.callSpecificModel('qwen-plus', USER, { maxRetries: 0 });
+  assert.equal(r.attemptsDetail.length, 2);
+  assert.equal(r.attemptsDetail[0].code, 'LLM_CONNECTION_ERROR');
+  assert.equal(r.choices[0].message.content, 'echo: hi');
+});
+
+scenario('failover_model_not_found_uses_fallback_model', () =>
+  inEnv(async () => {
+    const r = await call('mock-err-message:status=404', { maxRetries: 0, fallbackModels: ['mock-ok'] });
+    assert.equal(r.mock_echo.body.model, 'mock-ok');
+    assert.ok(!('fallbackModels' in r.mock_echo.body), 'fallbackModels is not sent');
+    assert.deepEqual(r.attemptsDetail.map((a) => [a.model, a.status]), [['mock-err-message:status=404', 404], ['mock-ok', 200]]);
+  }));
+
+scenario('failover_400_ends_at_once', async () => {
+  const client = routed(gw.url, [gw.url], { fallbackModels: ['mock-ok'] });
+  for (const model of ['mock-err-oneapi:status=400', 'mock-err-fastapi422']) {
+    const e = await rejection(client.callSpecificModel(model, USER, { maxRetries: 2 }));
+    assert.equal(e.code, 'LLM_HTTP_ERROR');
+    assert.equal(e.attempts, 1, model);
+    assert.equal(e.attemptsDetail.length, 1, model);
+  }
+});
+
+scenario('failover_open_breaker_is_skipped', async () => {
+  const dead = await refused();
+  const client = routed(dead, [gw.url], { breakerFailures: 2, breakerCooldownMs: 60_000 });
+  for (let i = 0; i < 2; i++) {
+    assert.equal((await client.callSpecificModel('qwen-plus', USER, { maxRetries: 0 })).attemptsDetail.length, 2);
+  }
+  const [mine, fallback] = client.breakerState();
+  assert.equal(mine.endpoint, dead);
+  assert.equal(mine.state, 'open');
+  assert.equal(mine.opens, 1);
+  assert.equal(fallback.state, 'closed');
+  const r = await client.callSpecificModel('qwen-plus', USER, { maxRetries: 0 });
+  assert.equal(r.attemptsDetail.length, 1, 'the open endpoint is skipped');
+  assert.ok(r.attemptsDetail[0].endpoint.startsWith(gw.url));
+  // Shared by the process: another client and the free function see it.
+  assert.equal(routed(dead, [gw.url]).breakerState()[0].state, 'open');
+  assert.ok(llm.breakerState().some((b) => b.endpoint === dead && b.state === 'open'));
+});
+
+scenario('failover_all_open_tries_the_first_opened', async () => {
+  const [a, b] = [await refused(), await refused()];
+  const client = routed(a, [b], { breakerFailures: 1, breakerCooldownMs: 60_000 });
+  const first = await rejection(client.callSpecificModel('qwen-plus', USER, { maxRetries: 0 }));
+  assert.equal(first.attemptsDetail.length, 2);
+  assert.ok(client.breakerState().every((s) => s.state === 'open'));
+  const e = await rejection(client.callSpecificModel('qwen-plus', USER, { maxRetries: 0 }));
+  assert.equal(e.code, 'LLM_CONNECTION_ERROR');
+  assert.equal(e.attemptsDetail.length, 1, 'one request still goes out');
+  assert.ok(e.attemptsDetail[0].endpoint.startsWith(a));
+});
+
+scenario('failover_stream_before_first_byte', async () => {
+  const client = routed(gwAs('err-empty:status=503'), [gw.url]);
+  const s = await client.callSpecificModel('qwen-plus', USER, { stream: true, maxRetries: 0 });
+  let text = '';
+  for await (const c of s) text += c.choices[0]?.delta?.content ?? '';
+  assert.equal(text, 'Hello, world!');
+  assert.deepEqual(s.attemptsDetail.map((a) => a.status), [503, 200]);
+});
+
+scenario('failover_stream_not_after_first_byte', async () => {
+  const tag = unique('after-');
+  const client = routed(gwAs('stream-reset:after=2'), [gwAs(`ok:tag=${tag}`)]);
+  const s = await client.callSpecificModel('qwen-plus', USER, { stream: true, maxRetries: 2 });
+  let got = 0;
+  const e = await rejection((async () => {
+    for await (const _ of s) got += 1;
+  })());
+  assert.equal(got, 2);
+  assert.equal(e.code, 'LLM_STREAM_ERROR');
+  const moved = (await gw.requests()).filter((r) => r.path.includes(tag));
+  assert.equal(moved.length, 0, 'the call moved after stream bytes reached the caller');
+});
+
+scenario('failover_deadline_held_across_chain', async () => {
+  const slowFail = () => gwAs(`flaky:fails=1000,ms=300,key=${unique('chain-')}`);
+  const client = routed(slowFail(), [slowFail(), slowFail()]);
+  const started = Date.now();
+  const e = await rejection(client.callSpecificModel('qwen-plus', USER, { timeoutMs: 800, maxRetries: 5 }));
+  assert.ok(Date.now() - started < 1500, `${Date.now() - started} ms`);
+  assert.equal(e.code, 'ETIMEDOUT');
+  assert.equal(e.status, 503, "the last attempt's status is kept");
+  assert.ok(e.attemptsDetail.length >= 2);
+  assert.equal(e.attemptsDetail[0].status, 503);
+});
+
+// ---------------------------------------------------------------- OpenClaw providers
+
+const OPENCLAW_FIXTURE = path.join(__dirname, '..', 'fixtures', 'openclaw.json');
+const openclawEnv = (extra = {}) =>
+  env({
+    LLM_PROVIDERS: 'openclaw',
+    OPENCLAW_CONFIG_PATH: OPENCLAW_FIXTURE,
+    CLAW_TEST_GATEWAY: gw.url,
+    CLAW_TEST_ONEAPI_KEY: KEY,
+    CLAW_TEST_DASHSCOPE_KEY: KEY,
+    CLAW_TEST_TEAM: 'claw',
+    ...extra,
+  });
+
+scenario('openclaw_provider_model_resolved_from_config', () =>
+  withEnv(openclawEnv(), async () => {
+    // Variables the config names are read from process.env at the call, like every setting.
+    const extraNames = ['CLAW_TEST_GATEWAY', 'CLAW_TEST_ONEAPI_KEY', 'CLAW_TEST_DASHSCOPE_KEY', 'CLAW_TEST_TEAM'];
+    try {
+      let r = await call('oneapi/qwen-plus', { maxRetries: 0 });
+      assert.equal(r.mock_echo.body.model, 'qwen-plus', 'the model id after the slash');
+      assert.equal(r.mock_echo.path, '/v1/chat/completions');
+      assert.equal(r.mock_echo.headers.authorization, 'Bearer <redacted>', "the SecretRef's key");
+      assert.equal(r.mock_echo.headers['x-openclaw-team'], 'claw');
+      r = await call('dashscope/qwen-max', { maxRetries: 0 });
+      assert.equal(r.mock_echo.path, '/compatible-mode/v1/chat/completions');
+      assert.equal(r.mock_echo.body.model, 'qwen-max');
+      assert.equal(r.mock_echo.headers.authorization, 'Bearer <redacted>');
+      r = await call('openrouter/qwen-plus', { maxRetries: 0 });
+      assert.equal(r.mock_echo.body.model, 'openrouter/qwen-plus', 'a provider the file does not name keeps the env gateway');
+      assert.equal(r.mock_echo.headers['x-openclaw-team'], undefined);
+      const client = llm.createClient();
+      r = await client.callSpecificModel('oneapi/qwen-plus', USER, { maxRetries: 0 });
+      assert.equal(r.mock_echo.body.model, 'qwen-plus');
+    } finally {
+      for (const n of extraNames) delete process.env[n];
+    }
+  }));
+
+scenario('openclaw_bad_config_names_file_and_line', async () => {
+  const bad = path.join(require('node:os').tmpdir(), `${unique('openclaw-bad-')}.json`);
+  fs.writeFileSync(bad, '{\n  models: {\n    providers: { p: { baseUrl: , } },\n  },\n}\n');
+  const extraNames = ['CLAW_TEST_GATEWAY', 'CLAW_TEST_ONEAPI_KEY', 'CLAW_TEST_DASHSCOPE_KEY', 'CLAW_TEST_TEAM'];
+  try {
+    await withEnv(openclawEnv({ OPENCLAW_CONFIG_PATH: bad }), async () => {
+      const e = await rejection(call('oneapi/qwen-plus', { maxRetries: 0 }));
+      assert.equal(e.code, 'LLM_CLIENT_CONFIG');
+      assert.ok(e.message.includes(bad), e.message);
+      assert.match(e.message, /line 3/);
+    });
+    await withEnv(openclawEnv({ CLAW_TEST_TEAM: '' }), async () => {
+      const e = await rejection(call('oneapi/qwen-plus', { maxRetries: 0 }));
+      assert.equal(e.code, 'LLM_CLIENT_CONFIG');
+      assert.match(e.message, /CLAW_TEST_TEAM/);
+      assert.match(e.message, /x-openclaw-team/);
+    });
+  } finally {
+    fs.rmSync(bad, { force: true });
+    for (const n of extraNames) delete process.env[n];
+  }
+});

@@ -96,7 +96,9 @@ __all__ = [
     "aembed_vectors",
     "list_models",
     "alist_models",
+    "breaker_state",
     "Client",
+    "Reply",
     "Stream",
     "AsyncStream",
     *_errors.__all__,
@@ -190,6 +192,12 @@ class Stream:
         return self._native.request_id
 
     @property
+    def attempts_detail(self) -> list[dict[str, Any]]:
+        """Where each attempt went before the stream opened (calls with fallbacks; else ``[]``)."""
+        detail = self._native.attempts_detail_json
+        return _loads(detail) if detail else []
+
+    @property
     def status(self) -> int:
         return self._native.status
 
@@ -250,6 +258,12 @@ class AsyncStream:
     @property
     def request_id(self) -> str | None:
         return self._native.request_id
+
+    @property
+    def attempts_detail(self) -> list[dict[str, Any]]:
+        """Where each attempt went before the stream opened (calls with fallbacks; else ``[]``)."""
+        detail = self._native.attempts_detail_json
+        return _loads(detail) if detail else []
 
     @property
     def status(self) -> int:
@@ -351,37 +365,74 @@ async def _submit(start: Callable[[_native.Notifier], _native.Handle]) -> Any:
 # The calls, shared by the free functions (client None: the environment) and Client.
 
 
+class Reply(dict):  # type: ignore[type-arg]
+    """The reply of a call that had fallbacks (endpoints, keys or models) to choose from: the
+    gateway's JSON, a ``dict`` like every reply, plus :attr:`attempts_detail`, where each
+    attempt went (``[{"endpoint", "key_index", "model", "status", "code", "ms"}]``; the key
+    never appears). A call without fallbacks returns a plain ``dict``."""
+
+    __slots__ = ("attempts_detail",)
+
+    def __init__(self, value: dict[str, Any], attempts_detail: list[dict[str, Any]]) -> None:
+        super().__init__(value)
+        self.attempts_detail = attempts_detail
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Reply, (dict(self), self.attempts_detail))
+
+
+def _reply(out: Any) -> Any:
+    """A native reply: a dict, or ``(dict, attempts detail JSON)`` after a routed call."""
+    if out.__class__ is tuple:
+        return Reply(out[0], _loads(out[1]))
+    return out
+
+
 def _chat(client, model, messages, timeout_ms, max_retries, idle_timeout_ms, headers, stream, params):
+    _fallback_option(params)
     payload = _payload("messages", messages, params, timeout_ms, max_retries, idle_timeout_ms, headers, stream)
     out = _native.call(client, model, payload, _CHAT)
-    return out if out.__class__ is dict else Stream(out)
+    cls = out.__class__
+    return out if cls is dict else _reply(out) if cls is tuple else Stream(out)
 
 
 async def _achat(client, model, messages, timeout_ms, max_retries, idle_timeout_ms, headers, stream, params):
+    _fallback_option(params)
     payload = _payload("messages", messages, params, timeout_ms, max_retries, idle_timeout_ms, headers, stream)
     out = await _submit(lambda n: _native.start(n, client, model, payload, _CHAT))
-    return out if out.__class__ is dict else AsyncStream(out)
+    cls = out.__class__
+    return out if cls is dict else _reply(out) if cls is tuple else AsyncStream(out)
 
 
-def _batch_option(params):
-    """``batch_size=`` (inputs per request) under the name the core validates."""
+def _fallback_option(params):
+    """``fallback_models=`` under the name the core validates."""
+    if "fallback_models" in params:
+        params["fallbackModels"] = params.pop("fallback_models")
+
+
+def _client_options(params):
+    """``batch_size=`` (inputs per request) and ``fallback_models=`` under the names the core
+    validates."""
     if "batch_size" in params:
         params["batchSize"] = params.pop("batch_size")
+    _fallback_option(params)
+
+
 
 
 def _embed(client, kind, model, input, dimensions, timeout_ms, max_retries, headers, params):
     if dimensions is not None:
         params["dimensions"] = dimensions
-    _batch_option(params)
-    return _native.call(client, model, _payload("input", input, params, timeout_ms, max_retries, None, headers), kind)
+    _client_options(params)
+    return _reply(_native.call(client, model, _payload("input", input, params, timeout_ms, max_retries, None, headers), kind))
 
 
 async def _aembed(client, kind, model, input, dimensions, timeout_ms, max_retries, headers, params):
     if dimensions is not None:
         params["dimensions"] = dimensions
-    _batch_option(params)
+    _client_options(params)
     payload = _payload("input", input, params, timeout_ms, max_retries, None, headers)
-    return await _submit(lambda n: _native.start(n, client, model, payload, kind))
+    return _reply(await _submit(lambda n: _native.start(n, client, model, payload, kind)))
 
 
 def _models(client, timeout_ms, max_retries, headers):
@@ -391,6 +442,40 @@ def _models(client, timeout_ms, max_retries, headers):
 async def _amodels(client, timeout_ms, max_retries, headers):
     payload = _payload("input", None, {}, timeout_ms, max_retries, None, headers)
     return await _submit(lambda n: _native.start(n, client, None, payload, _MODELS))
+
+
+def breaker_state() -> list[dict[str, Any]]:
+    """Every endpoint breaker of this process (shared by the free functions and every client
+    naming the same endpoint): ``[{"endpoint", "state", "failures", "opened_ms_ago", "opens"}]``,
+    ``state`` being ``"closed"``, ``"open"`` or ``"half_open"``. Breakers exist only for calls
+    that have fallback endpoints."""
+    return _loads(_native.breaker_state_json())
+
+
+def _fallback_pairs(fallbacks: Any) -> list[tuple[str, str | None]] | None:
+    """``fallbacks=[{"base_url": ..., "api_key": ...}]`` as the native side takes them."""
+    if fallbacks is None:
+        return None
+    bad = ConfigError("fallbacks must be a list of {'base_url': str, 'api_key': str} dicts")
+    if isinstance(fallbacks, (str, bytes, Mapping)):
+        raise bad
+    pairs = []
+    for f in fallbacks:
+        if not isinstance(f, Mapping) or not isinstance(f.get("base_url"), str) or set(f) - {"base_url", "api_key"}:
+            raise bad
+        key = f.get("api_key")
+        if key is not None and not isinstance(key, str):
+            raise bad
+        pairs.append((f["base_url"], key))
+    return pairs
+
+
+def _names(value: Any, what: str) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, (str, bytes)) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{what} must be a list of strings")
+    return list(value)
 
 
 def list_models(
@@ -441,11 +526,14 @@ def call_specific_model(
         idle_timeout_ms: for a stream, the longest gap between two reads (default: the timeout).
         headers: extra request headers.
         stream: ``True`` returns a :class:`Stream` once the response head arrived.
-        **params: passed to the gateway untouched (temperature, max_tokens, tools,
-            response_format, vendor fields, ...).
+        **params: ``fallback_models=[...]`` (models tried in order when this one keeps failing,
+            else ``LLM_FALLBACK_MODELS``; not sent); everything else is passed to the gateway
+            untouched (temperature, max_tokens, tools, response_format, vendor fields, ...).
 
     Returns:
-        The gateway's JSON as a dict (unknown fields kept), or a :class:`Stream`.
+        The gateway's JSON as a dict (unknown fields kept), or a :class:`Stream`. After a
+        call that had fallbacks (endpoints, keys or models), a :class:`Reply` (a dict) whose
+        ``attempts_detail`` says where each attempt went.
 
     Raises:
         LLMClientError: a subclass per failure, e.g. ``ConfigError`` before any I/O,
@@ -579,6 +667,11 @@ class Client:
     ``client_key`` (mTLS, else ``LLM_CLIENT_CERT`` + ``LLM_CLIENT_KEY``) each take a PEM file's
     path or the PEM text itself.
 
+    Failover: ``fallbacks=[{"base_url": ..., "api_key": ...}]`` (further gateways, else
+    ``LLM_FALLBACK_BASE_URLS`` + ``LLM_FALLBACK_API_KEYS``), ``api_keys`` (else
+    ``LLM_API_KEYS``), ``fallback_models`` (else ``LLM_FALLBACK_MODELS``), ``breaker_failures``
+    and ``breaker_cooldown_ms`` (else ``LLM_BREAKER_FAILURES`` / ``LLM_BREAKER_COOLDOWN_MS``).
+
     Raises:
         ConfigError: missing base URL or key, invalid URL or values, an unreadable PEM file.
     """
@@ -606,6 +699,11 @@ class Client:
         ca_bundle: str | os.PathLike[str] | None = None,
         client_cert: str | os.PathLike[str] | None = None,
         client_key: str | os.PathLike[str] | None = None,
+        fallbacks: Sequence[Mapping[str, str]] | None = None,
+        api_keys: Sequence[str] | None = None,
+        fallback_models: Sequence[str] | None = None,
+        breaker_failures: int | None = None,
+        breaker_cooldown_ms: int | None = None,
     ) -> None:
         self._native = _native.NativeClient(
             base_url=base_url,
@@ -626,6 +724,11 @@ class Client:
             ca_bundle=_pem_or_path(ca_bundle),
             client_cert=_pem_or_path(client_cert),
             client_key=_pem_or_path(client_key),
+            fallbacks=_fallback_pairs(fallbacks),
+            api_keys=_names(api_keys, "api_keys"),
+            fallback_models=_names(fallback_models, "fallback_models"),
+            breaker_failures=breaker_failures,
+            breaker_cooldown_ms=breaker_cooldown_ms,
         )
 
     @property
@@ -662,6 +765,11 @@ class Client:
 
     def __repr__(self) -> str:
         return f"claw_llm.Client(base_url={self.base_url!r}, model={self.model!r})"
+
+    def breaker_state(self) -> list[dict[str, Any]]:
+        """The breakers of this client's endpoints (base URL first, then its fallbacks); see
+        :func:`claw_llm.breaker_state`."""
+        return _loads(self._native.breaker_state_json())
 
     def call_specific_model(
         self,

@@ -29,6 +29,8 @@ __version__: str
 __all__ = [
     "list_models",
     "alist_models",
+    "breaker_state",
+    "Reply",
     "call_specific_model",
     "acall_specific_model",
     "embed",
@@ -59,6 +61,15 @@ __all__ = [
 
 Messages = Sequence[Mapping[str, Any]]
 
+class Reply(dict[str, Any]):
+    """The reply of a call that had fallbacks: the gateway's JSON plus ``attempts_detail``."""
+
+    attempts_detail: list[dict[str, Any]]
+    def __init__(self, value: dict[str, Any], attempts_detail: list[dict[str, Any]]) -> None: ...
+
+def breaker_state() -> list[dict[str, Any]]:
+    """Every endpoint breaker of this process."""
+
 class Stream:
     """A streamed chat completion (sync iterator of chunk dicts, context manager)."""
 
@@ -68,6 +79,8 @@ class Stream:
     def final_completion(self) -> dict[str, Any]: ...
     @property
     def request_id(self) -> str | None: ...
+    @property
+    def attempts_detail(self) -> list[dict[str, Any]]: ...
     @property
     def status(self) -> int: ...
     def close(self) -> None: ...
@@ -86,6 +99,8 @@ class AsyncStream:
     def final_completion(self) -> dict[str, Any]: ...
     @property
     def request_id(self) -> str | None: ...
+    @property
+    def attempts_detail(self) -> list[dict[str, Any]]: ...
     @property
     def status(self) -> int: ...
     def close(self) -> None: ...
@@ -249,7 +264,13 @@ class Client:
         ca_bundle: str | os.PathLike[str] | None = None,
         client_cert: str | os.PathLike[str] | None = None,
         client_key: str | os.PathLike[str] | None = None,
+        fallbacks: Sequence[Mapping[str, str]] | None = None,
+        api_keys: Sequence[str] | None = None,
+        fallback_models: Sequence[str] | None = None,
+        breaker_failures: int | None = None,
+        breaker_cooldown_ms: int | None = None,
     ) -> None: ...
+    def breaker_state(self) -> list[dict[str, Any]]: ...
     @property
     def base_url(self) -> str: ...
     @property

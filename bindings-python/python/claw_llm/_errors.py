@@ -67,6 +67,9 @@ class LLMClientError(Exception):
         timeout_ms: the deadline that expired (``APITimeoutError``).
         type, param, error_code: ``error.type``, ``error.param`` and ``error.code`` of an
             OpenAI-shaped error body.
+        attempts_detail: where each attempt went, for a call that had fallbacks (endpoints,
+            keys or models): ``[{"endpoint", "key_index", "model", "status", "code", "ms"}]``;
+            ``[]`` otherwise. The key never appears.
     """
 
     code: str = "LLM_CLIENT_ERROR"
@@ -84,6 +87,7 @@ class LLMClientError(Exception):
         type: str | None = None,
         param: str | None = None,
         error_code: str | None = None,
+        attempts_detail: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -97,6 +101,7 @@ class LLMClientError(Exception):
         self.type = type
         self.param = param
         self.error_code = error_code
+        self.attempts_detail = attempts_detail if attempts_detail is not None else []
 
     @property
     def summary(self) -> str:
@@ -129,6 +134,7 @@ class LLMClientError(Exception):
             "type": self.type,
             "param": self.param,
             "error_code": self.error_code,
+            "attempts_detail": self.attempts_detail,
         }
 
 
@@ -251,6 +257,7 @@ def _from_native(
     type_: str | None,
     param: str | None,
     error_code: str | None,
+    attempts_detail_json: str | None = None,
 ) -> LLMClientError:
     """Builds the exception for a core error (called by ``claw_llm._native``)."""
     cls = _BY_CODE.get(code, LLMClientError)
@@ -273,4 +280,5 @@ def _from_native(
         type=type_,
         param=param,
         error_code=error_code,
+        attempts_detail=json.loads(attempts_detail_json) if attempts_detail_json else None,
     )

@@ -13,6 +13,7 @@ __all__ = [
     "_after_fork_in_child",
     "_at_exit",
     "_install",
+    "breaker_state_json",
     "call",
     "start",
 ]
@@ -29,11 +30,15 @@ def _at_exit() -> None:
 def _after_fork_in_child() -> None:
     """``os.register_at_fork`` hook of the child."""
 
-def call(client: NativeClient | None, model: Any, payload: str, kind: int) -> dict[str, Any] | NativeStream | list[list[float]]:
+def call(
+    client: NativeClient | None, model: Any, payload: str, kind: int
+) -> dict[str, Any] | tuple[dict[str, Any], str] | NativeStream | list[list[float]]:
     """Runs a request synchronously (GIL released, Ctrl-C cancels). ``kind``: 0 chat,
     1 embeddings, 2 embedding vectors. ``payload``: JSON object of messages/input and options."""
 
 def doctor(args: list[str], env: dict[str, str]) -> dict[str, Any]: ...
+def breaker_state_json() -> str:
+    """Every endpoint breaker of the process, as JSON."""
 def start(notifier: Notifier, client: NativeClient | None, model: Any, payload: str, kind: int) -> Handle:
     """Starts a request for asyncio; the outcome arrives through ``notifier``."""
 
@@ -59,7 +64,13 @@ class NativeClient:
         ca_bundle: str | None = None,
         client_cert: str | None = None,
         client_key: str | None = None,
+        fallbacks: list[tuple[str, str | None]] | None = None,
+        api_keys: list[str] | None = None,
+        fallback_models: list[str] | None = None,
+        breaker_failures: int | None = None,
+        breaker_cooldown_ms: int | None = None,
     ) -> NativeClient: ...
+    def breaker_state_json(self) -> str: ...
     @property
     def base_url(self) -> str: ...
     @property
@@ -87,6 +98,8 @@ class NativeStream:
     def final_completion(self) -> str: ...
     def abort(self) -> None: ...
     def is_finished(self) -> bool: ...
+    @property
+    def attempts_detail_json(self) -> str | None: ...
     @property
     def request_id(self) -> str | None: ...
     @property

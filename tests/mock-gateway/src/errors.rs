@@ -19,6 +19,19 @@ pub fn oneapi_invalid_token(status: u16) -> Response {
     )
 }
 
+/// A per-key rate limit (what `limit-key` answers for the key it refuses).
+pub fn rate_limited(status: u16) -> Response {
+    Response::json(
+        status,
+        &json!({"error": {
+            "message": "Rate limit reached for this key",
+            "type": "rate_limit_error",
+            "code": "rate_limit_exceeded",
+            "param": null
+        }}),
+    )
+}
+
 /// OneAPI's invalid-token error as its Chinese build words it (`无效的令牌`).
 pub fn oneapi_invalid_token_cn(status: u16) -> Response {
     Response::json(

@@ -22,6 +22,7 @@ const SCENARIOS: &[(&str, &[&str])] = &[
     ("err-notfound", &[]),
     ("mem0", &[]),
     ("auth", &["tokens"]),
+    ("limit-key", &["bearer", "status", "tokens"]),
     ("slow", &["ms", "tokens"]),
     ("stall-body", &[]),
     ("reset-head", &[]),
@@ -390,6 +391,22 @@ async fn run(conn: &mut Conn, ctx: &Ctx<'_>, spec: &Spec) -> Result<After, Strin
                 Ok(chat::deliver(conn, ctx, payload).await)
             } else {
                 Ok(send(conn, ctx, &errors::oneapi_invalid_token(401)).await)
+            }
+        }
+        "limit-key" => {
+            let bearer = spec
+                .get("bearer")
+                .ok_or("limit-key needs bearer=<the key to refuse>")?;
+            let sent = ctx
+                .req
+                .header("authorization")
+                .and_then(|v| v.trim().split_once(' '))
+                .map(|(_, key)| key.trim());
+            if sent == Some(bearer) {
+                Ok(send(conn, ctx, &errors::rate_limited(spec.status_or(429)?)).await)
+            } else {
+                let payload = chat::payload(ctx, spec, true)?;
+                Ok(chat::deliver(conn, ctx, payload).await)
             }
         }
         "slow" => {

@@ -63,6 +63,9 @@ enum Peer {
     Claw {
         chat: claw_llm::Client,
         stream: claw_llm::Client,
+        /// Base URL refused (nothing listens on its port), the real one as its fallback, and a
+        /// breaker that never opens: every call fails over from a refused connection.
+        failover: claw_llm::Client,
     },
     Reqwest {
         http: reqwest::Client,
@@ -89,9 +92,22 @@ impl Peer {
                         .and_then(claw_llm::Client::new)
                         .map_err(|e| e.to_string())
                 };
+                let refused = std::net::TcpListener::bind("127.0.0.1:0")
+                    .and_then(|l| l.local_addr())
+                    .map_err(|e| e.to_string())?;
+                let failover = claw_llm::Config::builder()
+                    .base_url(format!("http://{refused}/v1"))
+                    .api_key(API_KEY)
+                    .fallback(base, API_KEY)
+                    .breaker_failures(u32::MAX)
+                    .ignore_env(true)
+                    .build()
+                    .and_then(claw_llm::Client::new)
+                    .map_err(|e| e.to_string())?;
                 Peer::Claw {
                     chat: client(base)?,
                     stream: client(stream_base)?,
+                    failover,
                 }
             }
             "reqwest" => Peer::Reqwest {
@@ -380,6 +396,22 @@ async fn run(peer: Arc<Peer>) -> Res<Value> {
     let (streams_ps, _, stream_cps) = timed(2, secs, || peer.stream()).await?;
     let (embed_ps, embed_cpu, _) = timed(20, secs, || peer.embed()).await?;
 
+    // 5. claw only: a call that fails over from a refused endpoint to the next one.
+    let failover = match &*peer {
+        Peer::Claw { failover, .. } => {
+            let (ps, cpu, _) = timed(100, secs, || async move {
+                let v = failover
+                    .call_specific_model(MODEL, messages(), Default::default(), Default::default())
+                    .await
+                    .map_err(|e| e.to_string())?;
+                Ok(content_len(&v))
+            })
+            .await?;
+            Some((1e6 / ps, cpu))
+        }
+        _ => None,
+    };
+
     Ok(json!({
         "seq_cps": seq_cps,
         "seq_cpu_us": seq_cpu,
@@ -390,6 +422,8 @@ async fn run(peer: Arc<Peer>) -> Res<Value> {
         "streams_ps": streams_ps,
         "embed_ps": embed_ps,
         "embed_cpu_us": embed_cpu,
+        "failover_us": failover.map(|f| f.0),
+        "failover_cpu_us": failover.map(|f| f.1),
         "rss_mark_kb": m.rss_kb,
         "rss_end_kb": rss_end,
         "peak_rss_kb": status_kb("VmHWM"),
