@@ -80,8 +80,19 @@ function isMusl() {
 /** The variables the core reads; their values are sent with every free-function call. */
 const ENV_KEYS = native.envKeys();
 
-/** process.env as the core should see it now: the values of ENV_KEYS joined by NUL. */
+/**
+ * On the main thread process.env is the process's own environment (reads are getenv, writes
+ * setenv), so the native side reads it itself, at the same moment and far cheaper than a
+ * process.env lookup per variable. A worker's process.env is its own copy: it is sent.
+ */
+const MAIN_THREAD = require('node:worker_threads').isMainThread;
+
+/**
+ * process.env as the core should see it now: the values of ENV_KEYS joined by NUL, or null on
+ * the main thread (the native side reads the same environment).
+ */
 function envSnapshot() {
+  if (MAIN_THREAD) return null;
   const env = process.env;
   let s = '';
   for (let i = 0; i < ENV_KEYS.length; i++) {

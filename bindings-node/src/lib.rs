@@ -35,13 +35,15 @@ pub fn env_keys() -> Vec<&'static str> {
 }
 
 /// `callSpecificModel` without `stream: true`, configured from an environment snapshot (the
-/// values of [`env_keys`] joined by NUL). The body text arrives through `done` under `id`.
+/// values of [`env_keys`] joined by NUL; `null` on the main thread, whose `process.env` is the
+/// process's own environment, read here, see [`client::snapshot`]). The body text arrives
+/// through `done` under `id`.
 #[napi]
 #[allow(clippy::too_many_arguments)]
 pub fn call(
     done: &Completions,
     id: i64,
-    env_snapshot: String,
+    env_snapshot: Option<String>,
     model: String,
     messages_json: String,
     options_json: String,
@@ -49,7 +51,10 @@ pub fn call(
     arg_error: Option<String>,
 ) {
     let req = call::Request::new(model, messages_json, options_json, cancel, arg_error);
-    done.spawn(id, call::chat(call::Target::Env(env_snapshot), req));
+    done.spawn(
+        id,
+        call::chat(call::Target::Env(client::snapshot(env_snapshot)), req),
+    );
 }
 
 /// `callSpecificModel` with `stream: true`: resolves to a [`NativeStream`] once the head arrived.
@@ -57,7 +62,7 @@ pub fn call(
 #[allow(clippy::too_many_arguments)]
 pub fn stream<'e>(
     env: &'e Env,
-    env_snapshot: String,
+    env_snapshot: Option<String>,
     model: String,
     messages_json: String,
     options_json: String,
@@ -65,7 +70,10 @@ pub fn stream<'e>(
     arg_error: Option<String>,
 ) -> napi::Result<PromiseRaw<'e, NativeStream>> {
     let req = call::Request::new(model, messages_json, options_json, cancel, arg_error);
-    runtime::promise(env, call::stream(call::Target::Env(env_snapshot), req))
+    runtime::promise(
+        env,
+        call::stream(call::Target::Env(client::snapshot(env_snapshot)), req),
+    )
 }
 
 /// `embed`, configured from an environment snapshot. The body text arrives through `done`
@@ -75,7 +83,7 @@ pub fn stream<'e>(
 pub fn embed(
     done: &Completions,
     id: i64,
-    env_snapshot: String,
+    env_snapshot: Option<String>,
     model: String,
     input_json: String,
     options_json: String,
@@ -83,7 +91,10 @@ pub fn embed(
     arg_error: Option<String>,
 ) {
     let req = call::Request::new(model, input_json, options_json, cancel, arg_error);
-    done.spawn(id, call::embed(call::Target::Env(env_snapshot), req));
+    done.spawn(
+        id,
+        call::embed(call::Target::Env(client::snapshot(env_snapshot)), req),
+    );
 }
 
 /// `listModels`, configured from an environment snapshot (same arguments as `embed`, model and
@@ -93,7 +104,7 @@ pub fn embed(
 pub fn list_models(
     done: &Completions,
     id: i64,
-    env_snapshot: String,
+    env_snapshot: Option<String>,
     model: String,
     payload_json: String,
     options_json: String,
@@ -101,7 +112,10 @@ pub fn list_models(
     arg_error: Option<String>,
 ) {
     let req = call::Request::new(model, payload_json, options_json, cancel, arg_error);
-    done.spawn(id, call::list_models(call::Target::Env(env_snapshot), req));
+    done.spawn(
+        id,
+        call::list_models(call::Target::Env(client::snapshot(env_snapshot)), req),
+    );
 }
 
 /// `claw-llm doctor` (see `claw_llm::doctor`): `args_json` is the arguments after `doctor`,
@@ -134,7 +148,8 @@ pub fn doctor<'e>(
 /// Every endpoint breaker of the process, as JSON, judged with the snapshot's
 /// `LLM_BREAKER_COOLDOWN_MS`.
 #[napi]
-pub fn breaker_state_json(env_snapshot: String) -> String {
+pub fn breaker_state_json(env_snapshot: Option<String>) -> String {
+    let env_snapshot = client::snapshot(env_snapshot);
     let cooldown = client::lookup(&env_snapshot, "LLM_BREAKER_COOLDOWN_MS")
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(claw_llm::breaker::DEFAULT_BREAKER_COOLDOWN_MS);

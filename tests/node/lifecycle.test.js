@@ -189,3 +189,43 @@ test('each worker prints only its own calls log lines', async () => {
     }
   }
 });
+
+test('free functions see process.env as it is at each call, on the main thread and in a worker', async () => {
+  // The main thread's process.env is the process's environment (the native side reads it);
+  // a worker's is its own copy (index.js sends it). Each must see its own changes at once.
+  const r = await runNode(`
+    const { Worker } = require('node:worker_threads');
+    const llm = require(process.env.CLAW_PACKAGE);
+    const M = [{ role: 'user', content: 'hi' }];
+    const url = process.env.LLM_BASE_URL;
+    const key = process.env.LLM_API_KEY;
+    const outcome = (p) => p.then(() => 'ok', (e) => e.code + (e.status ? ' ' + e.status : ''));
+    (async () => {
+      console.log('main ' + await outcome(llm.callSpecificModel('mock-auth', M)));
+      process.env.LLM_API_KEY = 'sk-wrong-key-0000000000';
+      console.log('main-wrong-key ' + await outcome(llm.callSpecificModel('mock-auth', M, { maxRetries: 0 })));
+      delete process.env.LLM_BASE_URL;
+      console.log('main-unset ' + await outcome(llm.callSpecificModel('mock-ok', M)));
+      // The worker's copy has the base URL and the wrong key; the worker fixes the key.
+      const w = new Worker(\`
+        const { parentPort, workerData } = require('node:worker_threads');
+        const llm = require(process.env.CLAW_PACKAGE);
+        process.env.LLM_API_KEY = workerData;
+        llm.callSpecificModel('mock-auth', [{ role: 'user', content: 'hi' }])
+          .then(() => parentPort.postMessage('worker ok'), (e) => parentPort.postMessage('worker ' + e.code));
+      \`, { eval: true, workerData: key, env: { ...process.env, LLM_BASE_URL: url } });
+      w.on('message', (m) => { console.log(m); w.terminate(); });
+      w.on('exit', () => {
+        console.log('main-after-worker ' + process.env.LLM_API_KEY + ' ' + (process.env.LLM_BASE_URL === undefined));
+      });
+    })().catch((e) => { console.error(e); process.exitCode = 1; });
+  `);
+  assert.equal(r.code, 0, r.stderr);
+  assert.deepEqual(r.lines, [
+    'main ok',
+    'main-wrong-key LLM_HTTP_ERROR 401',
+    'main-unset LLM_CLIENT_CONFIG',
+    'worker ok',
+    'main-after-worker sk-wrong-key-0000000000 true',
+  ]);
+});
