@@ -430,15 +430,7 @@ pub(crate) async fn run(
         let all_open = gates.iter().all(|g| matches!(g, Gate::Skip(_)));
         let mut forced = None;
         if all_open {
-            forced = gates
-                .iter()
-                .enumerate()
-                .filter_map(|(i, g)| match g {
-                    Gate::Skip(t) => Some((i, *t)),
-                    _ => None,
-                })
-                .min_by_key(|(_, t)| *t)
-                .map(|(i, _)| i);
+            forced = first_opened(&gates);
         }
         let mut retry_round = false;
         let mut attempted = false;
@@ -552,15 +544,7 @@ pub(crate) async fn run(
             if attempted || !trial_lost || pass > 1 {
                 break;
             }
-            forced = gates
-                .iter()
-                .enumerate()
-                .filter_map(|(i, g)| match g {
-                    Gate::Skip(t) => Some((i, *t)),
-                    _ => None,
-                })
-                .min_by_key(|(_, t)| *t)
-                .map(|(i, _)| i);
+            forced = first_opened(&gates);
         }
         let Some(err) = last.as_ref() else {
             break;
@@ -584,18 +568,24 @@ pub(crate) async fn run(
     Err(err)
 }
 
+/// The endpoint whose breaker opened first, among those skipped.
+fn first_opened(gates: &[Gate]) -> Option<usize> {
+    gates
+        .iter()
+        .enumerate()
+        .filter_map(|(i, g)| match g {
+            Gate::Skip(t) => Some((i, *t)),
+            _ => None,
+        })
+        .min_by_key(|(_, t)| *t)
+        .map(|(i, _)| i)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
 
-    fn env(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
-        move |k| map.get(k).cloned()
-    }
+    use crate::config::tests::env;
 
     #[test]
     fn routes_from_env_are_positional_and_follow_the_url_rules() {
