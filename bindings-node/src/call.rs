@@ -42,14 +42,17 @@ impl Request {
         arg_error: Option<String>,
     ) -> Self {
         // Called on the JS thread: the environment's scope, whose teardown cancels the call.
-        // A signal's handle descends from the same scope (see `CancelHandle::new`).
+        // A signal's handle descends from the same scope (see `CancelHandle::new`); a call
+        // without one waits on the environment's token itself (the core cancels only children
+        // it makes, e.g. a stream's), so it needs no child of its own.
+        let scope = runtime::scope();
         Request {
             model,
             payload_json,
             options_json,
-            cancel: Some(cancel.map_or_else(runtime::env_token, |c| c.token.clone())),
+            cancel: Some(cancel.map_or_else(|| scope.cancel.clone(), |c| c.token.clone())),
             arg_error,
-            scope: runtime::scope(),
+            scope,
         }
     }
 }

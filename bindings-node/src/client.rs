@@ -28,9 +28,10 @@ pub(crate) static ENV_KEYS: std::sync::LazyLock<Vec<&'static str>> =
         keys
     });
 
-/// A builder that also trusts the roots of `NODE_EXTRA_CA_CERTS` in this snapshot.
-fn node_builder(b: ConfigBuilder, snapshot: &str) -> ConfigBuilder {
-    match lookup(snapshot, "NODE_EXTRA_CA_CERTS") {
+/// A builder that also trusts the roots of `NODE_EXTRA_CA_CERTS` (its value, if set), as
+/// Node itself does.
+pub(crate) fn node_builder(b: ConfigBuilder, node_extra_ca_certs: Option<String>) -> ConfigBuilder {
+    match node_extra_ca_certs {
         Some(path) => b.extra_ca_file("NODE_EXTRA_CA_CERTS", path),
         None => b,
     }
@@ -101,8 +102,11 @@ pub(crate) fn for_env(snapshot: &str) -> claw_llm::Result<Client> {
             return Ok(client);
         }
     }
-    let config = node_builder(ConfigBuilder::default(), snapshot)
-        .build_with(|name| lookup(snapshot, name))?;
+    let config = node_builder(
+        ConfigBuilder::default(),
+        lookup(snapshot, "NODE_EXTRA_CA_CERTS"),
+    )
+    .build_with(|name| lookup(snapshot, name))?;
     let client = Client::shared(config)?;
     if let Ok(mut cache) = CACHE.lock() {
         cache.insert(0, (snapshot.to_string(), client.clone()));
@@ -214,7 +218,7 @@ fn config_from(options_json: &str, snapshot: &str) -> claw_llm::Result<Config> {
             ))
         }
     }
-    b = node_builder(b, snapshot);
+    b = node_builder(b, lookup(snapshot, "NODE_EXTRA_CA_CERTS"));
     for (name, value) in o.headers.unwrap_or_default() {
         let Value::String(value) = value else {
             return Err(claw_llm::Error::config(format!(

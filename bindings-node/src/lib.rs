@@ -132,11 +132,10 @@ pub fn doctor<'e>(
             let args: Vec<String> = serde_json::from_str(&args_json).unwrap_or_default();
             let vars: std::collections::HashMap<String, String> =
                 serde_json::from_str(&env_json).unwrap_or_default();
-            let builder = match vars.get("NODE_EXTRA_CA_CERTS") {
-                Some(path) => claw_llm::ConfigBuilder::default()
-                    .extra_ca_file("NODE_EXTRA_CA_CERTS", path.clone()),
-                None => claw_llm::ConfigBuilder::default(),
-            };
+            let builder = client::node_builder(
+                claw_llm::ConfigBuilder::default(),
+                vars.get("NODE_EXTRA_CA_CERTS").cloned(),
+            );
             let (output, code) =
                 claw_llm::doctor::main_with(&args, builder, |n| vars.get(n).cloned()).await;
             Ok(serde_json::json!({"output": output, "code": code}).to_string())

@@ -119,11 +119,3 @@ pub(crate) fn scope() -> Arc<Scope> {
 pub(crate) fn call_token() -> CancellationToken {
     scope().cancel.child_token()
 }
-
-/// The token a call without a signal waits on: the environment's own. Nothing but the
-/// environment's teardown cancels it (the core cancels only children it makes, e.g. a
-/// stream's), so a call needs no child of its own, and skips the lock on the environment's
-/// token that making and dropping one takes.
-pub(crate) fn env_token() -> CancellationToken {
-    scope().cancel.clone()
-}
