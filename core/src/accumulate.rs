@@ -137,6 +137,11 @@ impl Accumulator {
         self.choices.iter().any(|c| c.finish_reason.is_some())
     }
 
+    /// The `usage` of the last chunk that had one.
+    pub fn usage(&self) -> Option<&Value> {
+        self.usage.as_ref()
+    }
+
     /// The completion accumulated so far, shaped like a non-streamed `chat.completion`.
     pub fn final_completion(&self) -> Value {
         let mut out = Map::new();

@@ -5,6 +5,7 @@ use crate::check::{check_body, parse_checked, Kind, RawResponse};
 use crate::config::{Config, LogLevel};
 use crate::error::{http_detail, Error, Result};
 use crate::log;
+use crate::observe::{AttemptFacts, CallObs};
 use crate::options::CallOptions;
 use crate::retry::{self, Failed};
 use crate::transport::{connection_error, is_event_stream, read_capped};
@@ -63,9 +64,44 @@ pub(crate) fn bearer(key: &crate::config::ApiKey) -> Result<HeaderValue> {
     Ok(auth)
 }
 
-/// Sends one attempt of a request.
+/// Which key and model an attempt sends, for its event.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Tag<'a> {
+    pub key_index: Option<usize>,
+    pub model: Option<&'a str>,
+}
+
+/// Sends one attempt of a request and reports it to the call's observers.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn send(
+    cfg: &Config,
+    http: &reqwest::Client,
+    url: &str,
+    endpoint: Option<&reqwest::Url>,
+    headers: HeaderMap,
+    body: Bytes,
+    kind: Kind,
+    want: Want,
+    attempt_no: u32,
+    obs: &CallObs,
+    tag: Tag<'_>,
+) -> std::result::Result<Reply, Failed> {
+    let started = Instant::now();
+    let result = exchange(cfg, http, url, endpoint, headers, body, kind, want, attempt_no).await;
+    let facts = AttemptFacts {
+        url,
+        key_index: tag.key_index,
+        model: tag.model,
+        number: attempt_no,
+        started,
+    };
+    obs.attempt(facts, &result);
+    result
+}
+
+/// One attempt: the request out, its answer classified.
+#[allow(clippy::too_many_arguments)]
+async fn exchange(
     cfg: &Config,
     http: &reqwest::Client,
     url: &str,

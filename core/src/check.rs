@@ -39,6 +39,8 @@ pub struct RawResponse {
     /// Where every attempt went when the call had fallbacks (endpoints, keys or models) to
     /// choose from; empty otherwise (see [`crate::Error::attempts_detail`]).
     pub attempts_detail: Vec<crate::AttemptDetail>,
+    /// The body's `usage` token counts, when it has them.
+    pub usage: Option<crate::events::Usage>,
 }
 
 impl Kind {
@@ -116,11 +118,16 @@ pub(crate) fn parse_checked(
             status, headers, bytes,
         )))));
     }
+    let usage = top
+        .map
+        .get("usage")
+        .and_then(crate::events::Usage::from_value);
     let raw = RawResponse {
         status,
         request_id: request_id.clone(),
         body: bytes.clone(),
         attempts_detail: Vec::new(),
+        usage,
     };
     Some(Ok((raw, Value::Object(top.map))))
 }
@@ -201,6 +208,7 @@ pub(crate) fn check_body(
                 error: p.error.is_some(),
                 choices: p.choices.is_some(),
                 data: p.data.is_some(),
+                usage: None,
             }),
         });
     match probe {
@@ -208,11 +216,16 @@ pub(crate) fn check_body(
             if p.error && !p.choices && !p.data {
                 return Err(Error::Api(Box::new(http_detail(status, headers, bytes))));
             }
+            let usage = p
+                .usage
+                .and_then(|(from, to)| serde_json::from_slice::<Value>(&bytes[from..to]).ok())
+                .and_then(|u| crate::events::Usage::from_value(&u));
             Ok(RawResponse {
                 status,
                 request_id,
                 body: bytes.clone(),
                 attempts_detail: Vec::new(),
+                usage,
             })
         }
         Err(e) => {

@@ -6,6 +6,7 @@
 //! `attempt.rs`; the wire is `transport.rs`; what a 2xx body is, `check.rs`.
 
 use crate::attempt::{self, Reply, Want};
+use crate::observe::{CallObs, Operation};
 use crate::check::{Kind, RawResponse};
 use crate::config::{Config, LogLevel};
 use crate::error::{Error, Result};
@@ -21,6 +22,10 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
+
+/// The W3C trace context header (the call span's, or the caller's `traceparent`).
+const TRACEPARENT: reqwest::header::HeaderName =
+    reqwest::header::HeaderName::from_static("traceparent");
 
 struct Inner {
     config: Config,
@@ -246,6 +251,7 @@ impl Client {
         want: Want,
     ) -> Result<Reply> {
         let log_model = model.to_string();
+        let obs = CallObs::new(self.config(), &opts, Operation::Chat, model);
         let result = async {
             let (this, model) = self.target(model);
             let model = this.resolve_model(model, this.config().model(), "LLM_MODEL_ID")?;
@@ -267,13 +273,17 @@ impl Client {
             let body = chat_body(model, messages, params, false)?;
             let split =
                 opts.reasoning.unwrap_or(this.config().reasoning()) == crate::Reasoning::Split;
-            match this.execute(Kind::Chat, model, body, &opts, want).await? {
+            match this
+                .execute(Kind::Chat, model, body, &opts, want, &obs)
+                .await?
+            {
                 Reply::Stream(_) => Err(Error::config("unexpected stream")),
                 reply if split => split_reasoning(reply),
                 reply => Ok(reply),
             }
         }
         .await;
+        obs.finish_reply(&result);
         self.log_failure(&log_model, &result);
         result
     }
@@ -288,7 +298,8 @@ impl Client {
         opts: CallOptions,
     ) -> Result<ChatStream> {
         let log_model = model.to_string();
-        let result = async {
+        let obs = CallObs::new(self.config(), &opts, Operation::Stream, model);
+        let opened = async {
             let (this, model) = self.target(model);
             let model = this.resolve_model(model, this.config().model(), "LLM_MODEL_ID")?;
             check_messages(&messages)?;
@@ -313,16 +324,29 @@ impl Client {
                 log_sink: log::call_sink(),
                 split: opts.reasoning.unwrap_or(this.config().reasoning())
                     == crate::Reasoning::Split,
+                obs: None,
             };
-            match this
-                .execute(Kind::Chat, model, body, &opts, Want::Stream)
-                .await?
-            {
-                Reply::Stream(resp) => Ok(ChatStream::from_response(resp, meta)),
-                Reply::Body(raw) | Reply::Parsed(raw, _) => ChatStream::from_completion(raw, meta),
-            }
+            let reply = this
+                .execute(Kind::Chat, model, body, &opts, Want::Stream, &obs)
+                .await?;
+            Ok((reply, meta))
         }
         .await;
+        let result = match opened {
+            Ok((reply, mut meta)) => {
+                meta.obs = Some(obs);
+                match reply {
+                    Reply::Stream(resp) => Ok(ChatStream::from_response(resp, meta)),
+                    Reply::Body(raw) | Reply::Parsed(raw, _) => {
+                        ChatStream::from_completion(raw, meta)
+                    }
+                }
+            }
+            Err(e) => {
+                obs.finish(None, None, None, None, Some(&e));
+                Err(e)
+            }
+        };
         self.log_failure(&log_model, &result);
         result
     }
@@ -375,7 +399,9 @@ impl Client {
         want: Want,
     ) -> Result<Reply> {
         let log_model = model.to_string();
+        let obs = CallObs::new(self.config(), &opts, Operation::Embeddings, model);
         let result = async {
+            let obs = &obs;
             let (this, model) = self.target(model);
             let cfg = this.config();
             let model = this.resolve_model(model, cfg.embedding_model(), "EMBEDDING_MODEL_ID")?;
@@ -389,7 +415,7 @@ impl Client {
                     let body =
                         crate::embeddings::request_body(model, input, params, dims, send_dims)?;
                     return match this
-                        .execute(Kind::Embeddings, model, body, &opts, want)
+                        .execute(Kind::Embeddings, model, body, &opts, want, obs)
                         .await?
                     {
                         Reply::Stream(_) => Err(Error::config("unexpected stream")),
@@ -419,7 +445,7 @@ impl Client {
                             send_dims,
                         )?;
                         let reply = this
-                            .execute(Kind::Embeddings, model, body, &one, Want::Value)
+                            .execute(Kind::Embeddings, model, body, &one, Want::Value, obs)
                             .await?;
                         match check_reply_dims(reply, expected)? {
                             Reply::Parsed(_, v) => Ok(v),
@@ -441,6 +467,7 @@ impl Client {
                 request_id: None,
                 body,
                 attempts_detail: Vec::new(),
+                usage: merged.get("usage").and_then(crate::Usage::from_value),
             };
             Ok(match want {
                 Want::Body => Reply::Body(raw),
@@ -448,6 +475,7 @@ impl Client {
             })
         }
         .await;
+        obs.finish_reply(&result);
         self.log_failure(&log_model, &result);
         result
     }
@@ -480,13 +508,15 @@ impl Client {
     /// A `GET /models`, answered as `want` asks (a logged failure otherwise; the log line names
     /// `models` where other calls name their model).
     async fn models(&self, opts: CallOptions, want: Want) -> Result<Reply> {
+        let obs = CallObs::new(self.config(), &opts, Operation::Models, "models");
         let result = match self
-            .execute(Kind::Models, "", Bytes::new(), &opts, want)
+            .execute(Kind::Models, "", Bytes::new(), &opts, want, &obs)
             .await
         {
             Ok(Reply::Stream(_)) => Err(Error::config("unexpected stream")),
             other => other,
         };
+        obs.finish_reply(&result);
         self.log_failure("models", &result);
         result
     }
@@ -507,6 +537,7 @@ impl Client {
         body: Bytes,
         opts: &CallOptions,
         want: Want,
+        obs: &CallObs,
     ) -> Result<Reply> {
         let cfg = self.config();
         let timeout = opts
@@ -522,13 +553,19 @@ impl Client {
         };
         let endpoint = self.endpoint(kind);
         let http = self.http()?;
-        let headers = attempt::headers(cfg, opts, want == Want::Stream)?;
+        let mut headers = attempt::headers(cfg, opts, want == Want::Stream)?;
+        if let Some(tp) = obs.begin(model, url, &body, opts) {
+            if let Ok(v) = reqwest::header::HeaderValue::from_str(&tp) {
+                headers.insert(TRACEPARENT, v);
+            }
+        }
         let attempts = AtomicU32::new(0);
         let level = cfg.log_level();
         // The error of the attempt before a retry: if the deadline cuts the retry short, the
         // timeout carries it, so the real cause (a 500 and its body) is not hidden.
         let failed_before = std::sync::Mutex::new(None::<Error>);
         let on_retry = |err: &Error, wait: Duration| {
+            obs.retry(wait);
             if let Ok(mut slot) = failed_before.lock() {
                 *slot = Some(err.clone());
             }
@@ -559,9 +596,11 @@ impl Client {
                 max_retries,
                 deadline,
                 breakers: self.breakers(),
+                obs,
             };
             let run = crate::route::run(&call, &attempts, &trail, &failed_before, on_retry);
             let result = guard(run, deadline, timeout, &attempts, &failed_before, opts).await;
+            obs.add_request(attempts.load(Ordering::Relaxed));
             return result.map_err(|error| {
                 let attempts_detail = trail.lock().map(|t| t.clone()).unwrap_or_default();
                 if attempts_detail.is_empty() {
@@ -573,12 +612,18 @@ impl Client {
                 }
             });
         }
+        let tag = attempt::Tag {
+            key_index: Some(0),
+            model: (kind != Kind::Models).then_some(model),
+        };
         let run = retry::run(max_retries, deadline, &attempts, on_retry, || {
             let n = attempts.load(Ordering::Relaxed);
             let (headers, body) = (headers.clone(), body.clone());
-            attempt::send(cfg, &http, url, endpoint, headers, body, kind, want, n)
+            attempt::send(cfg, &http, url, endpoint, headers, body, kind, want, n, obs, tag)
         });
-        guard(run, deadline, timeout, &attempts, &failed_before, opts).await
+        let result = guard(run, deadline, timeout, &attempts, &failed_before, opts).await;
+        obs.add_request(attempts.load(Ordering::Relaxed));
+        result
     }
 }
 

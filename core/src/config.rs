@@ -50,6 +50,10 @@ pub const ENV_NAMES: &[&str] = &[
     "LLM_PROVIDERS",
     "OPENCLAW_CONFIG_PATH",
     "HOME",
+    "LLM_OTEL",
+    "OTEL_EXPORTER_OTLP_ENDPOINT",
+    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+    "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT",
 ];
 
 /// How much the client writes to its log sink (`LLM_LOG`).
@@ -142,6 +146,10 @@ pub struct Config {
     routes: crate::route::Routes,
     /// OpenClaw's providers (`LLM_PROVIDERS=openclaw`).
     providers: Option<std::sync::Arc<Vec<crate::openclaw::Provider>>>,
+    /// Receives the events of this configuration's calls.
+    on_event: Option<crate::events::Listener>,
+    /// Where spans go, when a collector is set.
+    otel: Option<crate::otel::Settings>,
 }
 
 impl fmt::Debug for Config {
@@ -177,6 +185,11 @@ impl fmt::Debug for Config {
             .field("api_keys", &(1 + self.routes.extra_keys.len()))
             .field("fallback_models", &self.routes.fallback_models)
             .field("openclaw_providers", &self.openclaw_providers())
+            .field("on_event", &self.on_event.is_some())
+            .field(
+                "otel",
+                &self.otel.as_ref().map(|o| url::redacted(&o.traces_endpoint)),
+            )
             .finish()
     }
 }
@@ -312,6 +325,20 @@ impl Config {
     pub(crate) fn providers(&self) -> &[crate::openclaw::Provider] {
         self.providers.as_deref().map_or(&[], Vec::as_slice)
     }
+    /// The listener of this configuration's events ([`ConfigBuilder::on_event`]).
+    pub fn on_event(&self) -> Option<&crate::events::Listener> {
+        self.on_event.as_ref()
+    }
+
+    /// Where this configuration's spans go (`None`: no collector, or `LLM_OTEL=off`).
+    pub fn otel_traces_endpoint(&self) -> Option<&str> {
+        self.otel.as_ref().map(|o| o.traces_endpoint.as_str())
+    }
+
+    pub(crate) fn otel(&self) -> Option<&crate::otel::Settings> {
+        self.otel.as_ref()
+    }
+
     pub(crate) fn routes(&self) -> &crate::route::Routes {
         &self.routes
     }
@@ -344,6 +371,7 @@ pub struct ConfigBuilder {
     client_cert: Option<(PemSource, PemSource)>,
     ignore_env: bool,
     routes: crate::route::Explicit,
+    on_event: Option<crate::events::Listener>,
 }
 
 impl fmt::Debug for ConfigBuilder {
@@ -519,6 +547,14 @@ impl ConfigBuilder {
     /// default 30000).
     pub fn breaker_cooldown_ms(mut self, ms: u64) -> Self {
         self.routes.breaker_cooldown_ms = Some(ms);
+        self
+    }
+
+    /// Receives an event for every attempt and every finished call of this configuration's
+    /// clients, on the event thread (never the caller's); see [`crate::Event`]. A listener that
+    /// panics or is slow never breaks or delays a call.
+    pub fn on_event(mut self, listener: impl Fn(&crate::Event) + Send + Sync + 'static) -> Self {
+        self.on_event = Some(crate::events::Listener::new(listener));
         self
     }
 
@@ -700,6 +736,7 @@ impl ConfigBuilder {
         let api_key = ApiKey(api_key);
         let routes = crate::route::resolve(self.routes, &one, &api_key)?;
         let providers = crate::openclaw::load(&one)?;
+        let otel = crate::otel::settings(&|n| get(&[n]).map(|(_, v)| v))?;
 
         Ok(Config {
             base_url,
@@ -723,6 +760,8 @@ impl ConfigBuilder {
             tls,
             routes,
             providers,
+            on_event: self.on_event,
+            otel,
         })
     }
 }

@@ -34,8 +34,11 @@ mod config;
 pub mod doctor;
 pub mod embeddings;
 mod error;
+mod events;
 mod log;
+mod observe;
 mod openclaw;
+mod otel;
 mod options;
 mod probe;
 mod proxy;
@@ -43,6 +46,7 @@ pub mod reasoning;
 pub mod retry;
 mod route;
 pub mod sse;
+mod stats;
 mod stream;
 mod tls;
 mod tls_inspect;
@@ -58,9 +62,15 @@ pub use config::{
     DEFAULT_TIMEOUT_MS, ENV_NAMES,
 };
 pub use error::{summarize_body, AttemptDetail, Error, HttpErrorDetail, Result, StreamFailure};
+pub use events::{
+    add_event_listener, dropped_events, flush_events, remove_event_listener, Event, EventType,
+    Listener, Usage,
+};
 pub use log::{error_line, log_failure, set_log_sink, with_log_sink, LogSink};
 pub use options::CallOptions;
+pub use otel::{flush_telemetry, TraceParent};
 pub use reasoning::Reasoning;
+pub use stats::{metrics_text, reset_stats, stats, Latency, ModelStats, Stats};
 pub use stream::ChatStream;
 pub use tokio_util::sync::CancellationToken;
 pub use transport::CONNECT_TIMEOUT;

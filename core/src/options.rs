@@ -38,11 +38,17 @@ pub struct CallOptions {
     /// Models to try, in order, when the requested one keeps failing (`fallbackModels`; else
     /// the configuration's `LLM_FALLBACK_MODELS`).
     pub fallback_models: Option<Vec<String>>,
+    /// Receives this call's events (besides its configuration's and the process-wide
+    /// listeners); see [`crate::Event`].
+    pub on_event: Option<crate::events::Listener>,
+    /// The caller's trace (`traceparent`): the call's span is its child, and the gateway gets
+    /// the W3C `traceparent` header (the caller's own when no collector is set).
+    pub traceparent: Option<crate::TraceParent>,
 }
 
 impl CallOptions {
     /// Removes the client's own keys (`timeoutMs`, `idleTimeoutMs`, `maxRetries`, `headers`,
-    /// `signal`, `stream`) from a JS-style options object and validates them; what stays in
+    /// `signal`, `batchSize`, `reasoning`, `fallbackModels`, `traceparent`, `stream`) from a JS-style options object and validates them; what stays in
     /// `params` is passed to the gateway untouched. Returns the options and the `stream` flag.
     pub fn extract(params: &mut Map<String, Value>) -> Result<(CallOptions, bool)> {
         let mut opts = CallOptions {
@@ -113,6 +119,16 @@ impl CallOptions {
             Some(other) => {
                 return Err(Error::config(format!(
                     "fallbackModels must be a list of non-empty strings, got {}",
+                    type_name(&other)
+                )))
+            }
+        }
+        match params.shift_remove("traceparent") {
+            None | Some(Value::Null) => {}
+            Some(Value::String(t)) => opts.traceparent = Some(crate::TraceParent::parse(&t)?),
+            Some(other) => {
+                return Err(Error::config(format!(
+                    "traceparent must be a string, got {}",
                     type_name(&other)
                 )))
             }
@@ -190,6 +206,8 @@ mod tests {
             json!({"batchSize": 0}),
             json!({"batchSize": "10"}),
             json!({"reasoning": "hide"}),
+            json!({"traceparent": "00-abc"}),
+            json!({"traceparent": 7}),
         ] {
             let mut p = bad.as_object().unwrap().clone();
             let err = CallOptions::extract(&mut p).unwrap_err();

@@ -16,6 +16,8 @@ pub(crate) struct Shape {
     pub error: bool,
     pub choices: bool,
     pub data: bool,
+    /// Where the top-level `usage` value is in the body (read for the statistics).
+    pub usage: Option<(usize, usize)>,
 }
 
 /// Nesting handled by the fast path (deeper bodies go to serde).
@@ -57,7 +59,11 @@ pub(crate) fn scan(bytes: &[u8]) -> Option<Shape> {
             s.i += 1;
             s.ws();
             let is_null = s.b[s.i..].starts_with(b"null");
+            let value_start = s.i;
             s.value()?;
+            if key == b"usage" && !is_null {
+                shape.usage = Some((value_start, s.i));
+            }
             if let Some(f) = field {
                 if seen[f] {
                     return None; // serde: "duplicate field"
@@ -301,14 +307,25 @@ mod tests {
             error: p.error.is_some(),
             choices: p.choices.is_some(),
             data: p.data.is_some(),
+            usage: None,
         })
     }
 
-    /// Whenever the fast path answers, serde answers the same.
+    /// Whenever the fast path answers, serde answers the same (the `usage` range is the fast
+    /// path's own extra).
     fn agrees(s: &str) {
         if let Some(fast) = scan(s.as_bytes()) {
-            assert_eq!(Some(fast), serde_shape(s), "{s:?}");
+            let classified = Shape { usage: None, ..fast };
+            assert_eq!(Some(classified), serde_shape(s), "{s:?}");
         }
+    }
+
+    #[test]
+    fn scan_finds_the_top_level_usage_only() {
+        let body = r#"{"choices":[{"message":{"content":"{\"usage\": 1}","usage":2}}],"usage" : {"total_tokens":3}}"#;
+        let (from, to) = scan(body.as_bytes()).unwrap().usage.unwrap();
+        assert_eq!(&body[from..to], r#"{"total_tokens":3}"#);
+        assert_eq!(scan(br#"{"usage":null}"#).unwrap().usage, None);
     }
 
     const SEEDS: &[&str] = &[

@@ -285,6 +285,8 @@ pub(crate) struct Call<'a> {
     pub deadline: Instant,
     /// The breakers of the config's endpoints (see [`breakers`]).
     pub breakers: &'a [Arc<Breaker>],
+    /// The call's observers (events, span).
+    pub obs: &'a crate::observe::CallObs,
 }
 
 /// Where a failure sends the call next.
@@ -476,8 +478,13 @@ pub(crate) async fn run(
                 }
                 let n = attempts.fetch_add(1, Ordering::Relaxed) + 1;
                 let started = Instant::now();
+                let tag = attempt::Tag {
+                    key_index: Some(k),
+                    model: (call.kind != Kind::Models).then_some(models[m]),
+                };
                 let result = attempt::send(
                     cfg, call.http, ep.url, ep.parsed, headers, body, call.kind, call.want, n,
+                    call.obs, tag,
                 )
                 .await;
                 let ms = started.elapsed().as_millis() as u64;

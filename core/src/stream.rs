@@ -34,6 +34,8 @@ pub(crate) struct StreamMeta {
     pub log_sink: Option<crate::LogSink>,
     /// Move a leading `<think>` block of each choice's content to `reasoning_content`.
     pub split: bool,
+    /// The call's observers: its call event, statistics and span end with the stream.
+    pub obs: Option<crate::observe::CallObs>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -240,7 +242,26 @@ impl ChatStream {
         Ok(out)
     }
 
+    /// The call is over (ended, failed or dropped): its observers learn how.
+    fn settle(&mut self, error: Option<&Error>) {
+        let Some(obs) = self.meta.obs.take() else {
+            return;
+        };
+        let usage = self.acc.usage().and_then(crate::Usage::from_value);
+        let answer = obs.wants_answer().then(|| {
+            crate::otel::Answer::from_value(&self.acc.final_completion(), obs.captures_content())
+        });
+        obs.finish(
+            Some(self.status),
+            self.request_id.clone(),
+            usage,
+            answer,
+            error,
+        );
+    }
+
     fn fail(&mut self, err: Error) -> Poll<Option<Result<(String, Value)>>> {
+        self.settle(Some(&err));
         self.state = State::Failed;
         self.body = None;
         if !matches!(err, Error::Aborted) {
@@ -309,6 +330,11 @@ impl ChatStream {
         }
         // Everything from here on carries data: it is progress for the idle timeout.
         self.last_progress = Instant::now();
+        if !self.got_data {
+            if let Some(obs) = &self.meta.obs {
+                obs.first_token();
+            }
+        }
         self.got_data = true;
         if ev.event.as_deref() == Some("error") {
             return Some(Err(self.frame_error(&ev.data)));
@@ -350,6 +376,14 @@ impl ChatStream {
     }
 
     fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<(String, Value)>>> {
+        let polled = self.poll_next_chunk(cx);
+        if let Poll::Ready(None) = polled {
+            self.settle(None);
+        }
+        polled
+    }
+
+    fn poll_next_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<(String, Value)>>> {
         if let Some(e) = self.pending_error.take() {
             return self.fail(e);
         }
@@ -433,6 +467,20 @@ impl ChatStream {
             "truncated: the stream ended without [DONE] and without a finish_reason".into(),
         );
         self.fail(err)
+    }
+}
+
+impl Drop for ChatStream {
+    /// A stream dropped before its end was aborted by its caller; one that got to `[DONE]` (or
+    /// its last chunk) but was not read to `None` ended.
+    fn drop(&mut self) {
+        if self.meta.obs.is_some() {
+            if self.state == State::Done {
+                self.settle(None);
+            } else {
+                self.settle(Some(&Error::Aborted));
+            }
+        }
     }
 }
 
