@@ -96,6 +96,87 @@ export interface BreakerState {
  */
 export declare function breakerState(): BreakerState[];
 
+/** Token counts as the gateway reported them (`usage`). */
+export interface EventUsage {
+  prompt_tokens: number;
+  completion_tokens: number;
+  total_tokens: number;
+}
+
+/**
+ * One attempt (an HTTP request and its answer or failure) or one finished call (a completion,
+ * a stream when it ends, fails or is aborted, all the batches of an embeddings call).
+ */
+export interface LLMEvent {
+  type: 'attempt' | 'call';
+  operation: 'chat' | 'stream' | 'embeddings' | 'models';
+  /** The model asked for (an attempt's: the one it sent); `null` for the models list. */
+  model: string | null;
+  /** The URL requested, without secret query values or a password. */
+  endpoint: string;
+  /** An attempt's number in its call (1, 2, …); for a call, how many attempts it made. */
+  attempt: number;
+  /** Which of the endpoint's keys the attempt sent (never the key itself). */
+  keyIndex: number | null;
+  status: number | null;
+  /** The error code of a failure; `null` on success. */
+  code: string | null;
+  message: string | null;
+  ok: boolean;
+  ms: number;
+  /** A stream's time to its first event carrying data. */
+  ttftMs: number | null;
+  requestId: string | null;
+  usage: EventUsage | null;
+  /** For a failed attempt that is retried: the wait before the next one. */
+  retryDelayMs: number | null;
+}
+
+/** Receives events; it runs on the JS thread after the fact, never inside the call. */
+export type EventListener = (event: LLMEvent) => void;
+
+/**
+ * Every call's events, process-wide: `'event'` (all), `'attempt'` and `'call'`. The core builds
+ * events only while this emitter (or an `onEvent`) has a listener.
+ */
+export declare const events: import('node:events').EventEmitter;
+
+/**
+ * Hands the events queued so far to their listeners now (waiting at most `timeoutMs`, default
+ * 5000); `true` when nothing was left behind.
+ */
+export declare function flushEvents(timeoutMs?: number): boolean;
+
+/** One model's numbers (see {@link stats}). */
+export interface ModelStats {
+  calls: number;
+  /** Failed calls by error code. */
+  failures: Record<string, number>;
+  /** Attempts beyond the first of each request (retries and failovers). */
+  retries: number;
+  promptTokens: number;
+  completionTokens: number;
+  totalTokens: number;
+  latencyMs: { p50: number; p95: number; p99: number };
+}
+
+/** Per model since the process started or {@link resetStats}. */
+export interface Stats {
+  models: Record<string, ModelStats>;
+  /** Events dropped because listeners fell behind. */
+  droppedEvents: number;
+}
+
+export declare function stats(): Stats;
+export declare function resetStats(): void;
+/** The statistics in Prometheus' text format (`claw_llm_*`, labels `model` and `code`). */
+export declare function metricsText(): string;
+/**
+ * Exports the OpenTelemetry spans still queued (waiting at most `timeoutMs`, default 2000);
+ * it also happens by itself at process exit.
+ */
+export declare function flushTelemetry(timeoutMs?: number): boolean;
+
 /** One `chat.completion.chunk` of a stream, as the gateway sent it. */
 export interface ChatCompletionChunk {
   id?: string;
@@ -138,6 +219,13 @@ export interface RequestOptions {
   idleTimeoutMs?: number | null;
   /** Cancels the call (or the stream) with an `AbortError` (code `ABORT_ERR`). */
   signal?: AbortSignal | null;
+  /** Receives this call's events (its attempts, then the call); see {@link LLMEvent}. */
+  onEvent?: EventListener | null;
+  /**
+   * The caller's W3C trace context (`00-<trace id>-<span id>-<flags>`): the call's span is its
+   * child, and the gateway gets the `traceparent` header. Not sent in the body.
+   */
+  traceparent?: string | null;
 }
 
 /** Options of a non-streamed call: every key other than the client's own is sent as is. */
@@ -370,6 +458,8 @@ export interface ClientConfig {
   breakerFailures?: number;
   /** How long an open breaker skips its endpoint, in ms (else LLM_BREAKER_COOLDOWN_MS, default 30000). */
   breakerCooldownMs?: number;
+  /** Receives the events of every call of this client; see {@link LLMEvent}. */
+  onEvent?: EventListener;
 }
 
 /** A client with its own configuration snapshot and connection pool. */

@@ -13,6 +13,7 @@
 
 const fs = require('node:fs');
 const path = require('node:path');
+const { EventEmitter } = require('node:events');
 
 /**
  * Platforms with a prebuilt binary: each is the npm package `claw-llm-client-<platform>`, an
@@ -219,6 +220,14 @@ function encode(model, payload, options, what) {
           a.signal = signal;
         }
         a.stream = options.stream === true;
+        const onEvent = options.onEvent;
+        if (onEvent !== undefined && onEvent !== null) {
+          if (typeof onEvent !== 'function') {
+            a.argError = `onEvent must be a function, got ${describe(onEvent)}`;
+            return a;
+          }
+          options = { ...options, onEvent: listen(onEvent, true) };
+        }
       }
       const json = JSON.stringify(options);
       if (json === undefined) {
@@ -251,6 +260,142 @@ function link(signal) {
   const onAbort = () => handle.cancel();
   signal.addEventListener('abort', onAbort, { once: true });
   return { handle, unlink: () => signal.removeEventListener('abort', onAbort) };
+}
+
+// ---------------------------------------------------------------- events
+
+/**
+ * Every attempt and every finished call is an event (see README, "Observability"). The core
+ * delivers them off the request path; the native side hands them over on this thread, tagged:
+ * 0 for `events` (the process-wide emitter), another tag for one call's or one client's
+ * `onEvent`. A listener that throws is reported as a process warning and never breaks a call.
+ */
+const events = new EventEmitter();
+const EVENT_NAMES = new Set(['event', 'attempt', 'call']);
+const JS_NAMES = {
+  key_index: 'keyIndex',
+  ttft_ms: 'ttftMs',
+  request_id: 'requestId',
+  retry_delay_ms: 'retryDelayMs',
+};
+/** tag -> { fn, once }: `once` entries (a call's) go after its `call` event. */
+const eventListeners = new Map();
+const MAX_CALL_LISTENERS = 10_000;
+let lastTag = 0;
+let globalListener = null;
+
+function listen(fn, once) {
+  const tag = ++lastTag;
+  if (once && eventListeners.size >= MAX_CALL_LISTENERS) {
+    // A call that failed before reaching the core sends no call event: forget the oldest.
+    for (const [t, l] of eventListeners) {
+      if (l.once) {
+        eventListeners.delete(t);
+        break;
+      }
+    }
+  }
+  eventListeners.set(tag, { fn, once });
+  return tag;
+}
+
+function jsEvent(text) {
+  const raw = JSON.parse(text);
+  const ev = {};
+  for (const k of Object.keys(raw)) ev[JS_NAMES[k] || k] = raw[k];
+  return ev;
+}
+
+function reportListenerError(e) {
+  process.emitWarning(`an onEvent listener threw: ${(e && e.stack) || e}`, 'ClawLLMWarning');
+}
+
+function emitTo(name, ev) {
+  for (const fn of events.rawListeners(name)) {
+    try {
+      fn.call(events, ev);
+    } catch (e) {
+      reportListenerError(e);
+    }
+  }
+}
+
+function deliverEvents(tags, texts) {
+  for (let i = 0; i < tags.length; i++) {
+    let ev;
+    try {
+      ev = jsEvent(texts[i]);
+    } catch {
+      continue;
+    }
+    const tag = tags[i];
+    if (tag === 0) {
+      emitTo('event', ev);
+      emitTo(ev.type, ev);
+      continue;
+    }
+    const l = eventListeners.get(tag);
+    if (l === undefined) continue;
+    if (l.once && ev.type === 'call') eventListeners.delete(tag);
+    try {
+      l.fn(ev);
+    } catch (e) {
+      reportListenerError(e);
+    }
+  }
+}
+
+native.eventsAttach(deliverEvents);
+
+// The core builds events only while someone listens: the native listener behind `events` is
+// there only while `events` has a listener for one of its names.
+events.on('newListener', (name) => {
+  if (EVENT_NAMES.has(name) && globalListener === null) globalListener = native.eventsListen();
+});
+events.on('removeListener', () => {
+  const n = events.listenerCount('event') + events.listenerCount('attempt') + events.listenerCount('call');
+  if (n === 0 && globalListener !== null) {
+    native.eventsUnlisten(globalListener);
+    globalListener = null;
+  }
+});
+
+/**
+ * Hands every event queued so far to its listeners now (waiting at most `timeoutMs` for the
+ * core's event thread); `true` when nothing was left behind. Handy before reading what a
+ * listener collected, and at the end of a short script.
+ */
+function flushEvents(timeoutMs = 5000) {
+  const b = native.eventsFlush(Math.max(0, Math.min(Number(timeoutMs) || 0, 0xffffffff)));
+  deliverEvents(b.tags, b.events);
+  return b.delivered;
+}
+
+/**
+ * Per model since the process started (or `resetStats()`): `{ models: { [model]: { calls,
+ * failures: { [code]: n }, retries, promptTokens, completionTokens, totalTokens, latencyMs:
+ * { p50, p95, p99 } } }, droppedEvents }`.
+ */
+function stats() {
+  return JSON.parse(native.statsJson());
+}
+
+/** Starts the statistics again from zero. */
+function resetStats() {
+  native.resetStats();
+}
+
+/** The statistics in Prometheus' text format (`claw_llm_*` metrics, labels model and code). */
+function metricsText() {
+  return native.metricsText();
+}
+
+/**
+ * Exports the OpenTelemetry spans still queued, waiting at most `timeoutMs`; `true` when done
+ * in time. It also happens by itself when the process exits (bounded to 2 s).
+ */
+function flushTelemetry(timeoutMs = 2000) {
+  return native.flushTelemetry(Math.max(0, Math.min(Number(timeoutMs) || 0, 0xffffffff)));
 }
 
 // ---------------------------------------------------------------- completions
@@ -472,7 +617,8 @@ class ChatStream {
  * POSTs `{model, messages, ...options}` to the gateway's chat endpoint and resolves to its
  * JSON, untouched. Configuration comes from process.env at this call (LLM_BASE_URL,
  * LLM_API_KEY, …). Client options (timeoutMs, maxRetries, headers, idleTimeoutMs, signal,
- * stream) are not sent; every other option is. With `stream: true`, resolves to a ChatStream.
+ * stream, fallbackModels, reasoning, batchSize, onEvent, traceparent) are not sent; every
+ * other option is. With `stream: true`, resolves to a ChatStream.
  */
 async function callSpecificModel(modelName, messages, options) {
   return run(null, 'call', modelName, messages, options);
@@ -554,14 +700,25 @@ class Client {
  * chatUrl, model, embeddingModel, embeddingDims, timeoutMs, maxRetries, headers, logLevel,
  * maxResponseBytes, embeddingBatchSize, embeddingConcurrency, sendEmbeddingDims, reasoning,
  * caBundle, clientCert, clientKey, fallbacks: [{ baseUrl, apiKey }], apiKeys, fallbackModels,
- * breakerFailures, breakerCooldownMs) over process.env. Throws LLM_CLIENT_CONFIG when it is invalid
+ * breakerFailures, breakerCooldownMs, onEvent) over process.env. Throws LLM_CLIENT_CONFIG when it is invalid
  * (an unreadable PEM file included).
  */
 function createClient(options) {
   let json;
   try {
+    if (options !== null && typeof options === 'object' && options.onEvent !== undefined && options.onEvent !== null) {
+      if (typeof options.onEvent !== 'function') {
+        throw makeError({
+          code: 'LLM_CLIENT_CONFIG',
+          message: `onEvent must be a function, got ${describe(options.onEvent)}`,
+          attempts: 0,
+        });
+      }
+      options = { ...options, onEvent: listen(options.onEvent, false) };
+    }
     json = JSON.stringify(options === undefined ? null : options);
   } catch (e) {
+    if (e instanceof LLMClientError) throw e;
     throw makeError({
       code: 'LLM_CLIENT_CONFIG',
       message: `createClient options cannot be read as JSON: ${e && e.message}`,
@@ -581,6 +738,12 @@ module.exports = {
   listModels,
   doctor,
   breakerState,
+  events,
+  flushEvents,
+  stats,
+  resetStats,
+  metricsText,
+  flushTelemetry,
   createClient,
   Client,
   ChatStream,

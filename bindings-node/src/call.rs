@@ -121,8 +121,10 @@ fn prepare(target: Target, req: &mut Request, what: &str) -> claw_llm::Result<Pr
                 )))
             }
         };
+        let listener = listener_tag(params.shift_remove("onEvent"))?;
         let (mut opts, _stream) = CallOptions::extract(&mut params)?;
         opts.cancel = req.cancel.take();
+        opts.on_event = listener.map(|tag| req.scope.events.listener(tag));
         Ok(Prepared {
             client,
             payload,
@@ -134,6 +136,17 @@ fn prepare(target: Target, req: &mut Request, what: &str) -> claw_llm::Result<Pr
         claw_llm::log_failure(level, &req.model, e);
     }
     result
+}
+
+/// The tag `index.js` put where a call's `onEvent` function was.
+pub(crate) fn listener_tag(v: Option<Value>) -> claw_llm::Result<Option<i64>> {
+    match v {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_i64()
+            .map(Some)
+            .ok_or_else(|| claw_llm::Error::config("onEvent must be a function")),
+    }
 }
 
 fn body_text(body: bytes::Bytes) -> String {

@@ -148,6 +148,8 @@ struct ClientOptions {
     fallback_models: Option<Vec<String>>,
     breaker_failures: Option<u32>,
     breaker_cooldown_ms: Option<u64>,
+    /// The tag `index.js` put where the client's `onEvent` function was.
+    on_event: Option<Value>,
 }
 
 /// One entry of the `fallbacks` option.
@@ -217,6 +219,10 @@ fn config_from(options_json: &str, snapshot: &str) -> claw_llm::Result<Config> {
                 "clientCert and clientKey must be given together",
             ))
         }
+    }
+    if let Some(tag) = crate::call::listener_tag(o.on_event)? {
+        let listener = crate::runtime::scope().events.listener(tag);
+        b = b.on_event(move |e| listener.call(e));
     }
     b = node_builder(b, lookup(snapshot, "NODE_EXTRA_CA_CERTS"));
     for (name, value) in o.headers.unwrap_or_default() {

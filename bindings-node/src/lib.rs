@@ -15,6 +15,7 @@ mod cancel;
 mod client;
 mod completions;
 mod error;
+mod events;
 mod log;
 mod runtime;
 mod stream;
@@ -27,6 +28,57 @@ pub use stream::NativeStream;
 use napi::bindgen_prelude::PromiseRaw;
 use napi::Env;
 use napi_derive::napi;
+
+/// `stats()`: every model's numbers since the process started (or `resetStats()`), as JSON with
+/// the JS names (`promptTokens`, `latencyMs`, `droppedEvents`, …).
+#[napi]
+pub fn stats_json() -> String {
+    error::guard_sync(|| {
+        let s = claw_llm::stats();
+        let models: serde_json::Map<String, serde_json::Value> = s
+            .models
+            .into_iter()
+            .map(|(model, m)| {
+                let v = serde_json::json!({
+                    "calls": m.calls,
+                    "failures": m.failures,
+                    "retries": m.retries,
+                    "promptTokens": m.prompt_tokens,
+                    "completionTokens": m.completion_tokens,
+                    "totalTokens": m.total_tokens,
+                    "latencyMs": {"p50": m.latency_ms.p50, "p95": m.latency_ms.p95, "p99": m.latency_ms.p99},
+                });
+                (model, v)
+            })
+            .collect();
+        let dropped = s.dropped_events + events::dropped_here();
+        Ok(serde_json::json!({"models": models, "droppedEvents": dropped}).to_string())
+    })
+    .unwrap_or_else(|_| "{}".into())
+}
+
+/// `resetStats()`.
+#[napi]
+pub fn reset_stats() {
+    claw_llm::reset_stats();
+}
+
+/// `metricsText()`: the statistics in Prometheus' text format.
+#[napi]
+pub fn metrics_text() -> String {
+    error::guard_sync(|| Ok(claw_llm::metrics_text())).unwrap_or_default()
+}
+
+/// `flushTelemetry(timeoutMs)`: exports the spans still queued, waiting at most `timeout_ms`.
+#[napi]
+pub fn flush_telemetry(timeout_ms: u32) -> bool {
+    error::guard_sync(|| {
+        Ok(claw_llm::flush_telemetry(std::time::Duration::from_millis(
+            u64::from(timeout_ms),
+        )))
+    })
+    .unwrap_or(false)
+}
 
 /// The environment variables the core reads, in the order `index.js` sends their values.
 #[napi]

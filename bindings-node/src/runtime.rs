@@ -15,6 +15,7 @@
 //! (a worker prints only its own calls' lines). An environment runs on one thread, so the
 //! scope is found through a thread-local set when `index.js` creates its `Completions`.
 
+use crate::events::EventQueue;
 use crate::log::LogQueue;
 use claw_llm::CancellationToken;
 use futures::FutureExt;
@@ -77,6 +78,8 @@ pub(crate) struct Scope {
     pub(crate) cancel: CancellationToken,
     /// The log lines of this environment's calls.
     pub(crate) logs: Arc<LogQueue>,
+    /// The events this environment's listeners receive.
+    pub(crate) events: Arc<EventQueue>,
 }
 
 thread_local! {
@@ -89,6 +92,7 @@ pub(crate) fn enter(env: &Env) -> napi::Result<()> {
     let scope = Arc::new(Scope {
         cancel: CancellationToken::new(),
         logs: Arc::new(LogQueue::default()),
+        events: Arc::default(),
     });
     let token = scope.cancel.clone();
     env.add_env_cleanup_hook((), move |()| {
@@ -108,6 +112,7 @@ pub(crate) fn scope() -> Arc<Scope> {
                 Arc::new(Scope {
                     cancel: CancellationToken::new(),
                     logs: Arc::new(LogQueue::default()),
+                    events: Arc::default(),
                 })
             })
             .clone()

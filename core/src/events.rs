@@ -23,7 +23,8 @@ impl Listener {
         Listener(Arc::new(f))
     }
 
-    fn call(&self, event: &Event) {
+    /// Hands it one event.
+    pub fn call(&self, event: &Event) {
         (self.0)(event)
     }
 }

@@ -1040,7 +1040,7 @@ async fn models_404_is_http_error() {
 #[test]
 fn every_shared_scenario_has_a_rust_test() {
     let list: Value = serde_json::from_str(include_str!("../../tests/scenarios.json")).unwrap();
-    let src = include_str!("gateway.rs");
+    let src = [include_str!("gateway.rs"), include_str!("observability.rs")].concat();
     let missing: Vec<&str> = list["scenarios"]
         .as_array()
         .unwrap()
