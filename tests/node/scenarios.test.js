@@ -1215,3 +1215,237 @@ scenario('openclaw_bad_config_names_file_and_line', async () => {
     for (const n of extraNames) delete process.env[n];
   }
 });
+
+// ---------------------------------------------------------------- observability
+
+const parsePrometheus = require('parse-prometheus-text-format');
+
+/** A listener that keeps what it got, and those events after `llm.flushEvents()`. */
+function collector() {
+  const got = [];
+  const fn = (e) => got.push(e);
+  fn.take = () => {
+    assert.ok(llm.flushEvents(5000), 'events delivered in time');
+    return got.splice(0);
+  };
+  return fn;
+}
+const shape = (events) => events.map((e) => [e.type, e.attempt, e.ok]);
+
+scenario('events_success_attempt_then_call', () =>
+  inEnv(async () => {
+    const seen = collector();
+    const model = `mock-ok:tag=${unique('ev')}`;
+    const r = await call(model, { maxRetries: 0, onEvent: seen });
+    const events = seen.take();
+    assert.deepEqual(shape(events), [['attempt', 1, true], ['call', 1, true]]);
+    const [attempt, done] = events;
+    assert.equal(attempt.status, 200);
+    assert.equal(attempt.model, model);
+    assert.equal(attempt.keyIndex, 0);
+    assert.ok(attempt.endpoint.endsWith('/v1/chat/completions'), attempt.endpoint);
+    assert.match(attempt.requestId, /^req_/);
+    assert.equal(done.operation, 'chat');
+    assert.equal(done.code, null);
+    assert.deepEqual(done.usage, r.usage);
+    assert.ok(done.ms >= attempt.ms);
+  }));
+
+scenario('events_retry_reports_delay', () =>
+  inEnv(async () => {
+    const seen = collector();
+    await call(`mock-flaky:fails=1,status=500,retry_after_ms=50,key=${unique('evr')}`, { maxRetries: 2, onEvent: seen });
+    const events = seen.take();
+    assert.deepEqual(shape(events), [['attempt', 1, false], ['attempt', 2, true], ['call', 2, true]]);
+    assert.equal(events[0].status, 500);
+    assert.equal(events[0].code, 'LLM_HTTP_ERROR');
+    assert.equal(events[0].retryDelayMs, 50);
+    assert.equal(events[1].retryDelayMs, null);
+  }));
+
+scenario('events_failover_names_endpoint_and_key', async () => {
+  const dead = await refused();
+  const seen = collector();
+  const client = llm.createClient({
+    baseUrl: dead,
+    apiKey: 'sk-dead-secret',
+    fallbacks: [{ baseUrl: gw.url, apiKey: KEY }],
+    breakerFailures: 1000,
+    onEvent: seen,
+  });
+  await client.callSpecificModel(`mock-ok:tag=${unique('evf')}`, USER, { maxRetries: 0 });
+  const events = seen.take();
+  assert.deepEqual(shape(events), [['attempt', 1, false], ['attempt', 2, true], ['call', 2, true]]);
+  assert.ok(events[0].endpoint.startsWith(dead), events[0].endpoint);
+  assert.equal(events[0].code, 'LLM_CONNECTION_ERROR');
+  assert.ok(events[1].endpoint.startsWith(gw.url));
+  const text = JSON.stringify(events);
+  assert.ok(!text.includes('sk-dead-secret') && !text.includes(KEY), text);
+});
+
+scenario('events_stream_end_has_ttft_and_usage', () =>
+  inEnv(async () => {
+    const seen = collector();
+    const s = await call('mock-stream', { stream: true, onEvent: seen });
+    for await (const chunk of s) assert.ok(chunk);
+    const done = seen.take().find((e) => e.type === 'call');
+    assert.equal(done.operation, 'stream');
+    assert.equal(done.ok, true);
+    assert.ok(done.ttftMs > 0 && done.ttftMs <= done.ms, `${done.ttftMs} ${done.ms}`);
+    assert.ok(done.usage.total_tokens > 0);
+  }));
+
+scenario('events_stream_abort_emits_call', () =>
+  inEnv(async () => {
+    const seen = collector();
+    const s = await call('mock-stream-stall:after=2', { stream: true, onEvent: seen });
+    for await (const chunk of s) {
+      assert.ok(chunk);
+      break; // leaving the loop closes the stream
+    }
+    await sleep(100);
+    const done = seen.take().find((e) => e.type === 'call');
+    assert.equal(done.operation, 'stream');
+    assert.equal(done.code, 'ABORT_ERR');
+    assert.equal(done.ok, false);
+  }));
+
+scenario('events_listener_that_throws_never_breaks_the_call', async () => {
+  const warnings = [];
+  const onWarning = (w) => warnings.push(w);
+  process.on('warning', onWarning);
+  try {
+    const client = llm.createClient({
+      baseUrl: gw.url,
+      apiKey: KEY,
+      onEvent: () => {
+        throw new Error('a listener with a bug');
+      },
+    });
+    const model = `mock-ok:tag=${unique('evt')}`;
+    const calls = [];
+    const onCall = (e) => {
+      if (e.model === model) calls.push(e);
+    };
+    llm.events.on('call', onCall);
+    try {
+      for (let i = 0; i < 3; i++) await client.callSpecificModel(model, USER, { maxRetries: 0 });
+      assert.ok(llm.flushEvents(5000));
+    } finally {
+      llm.events.off('call', onCall);
+    }
+    assert.equal(calls.length, 3);
+    await sleep(10); // warnings are emitted on the next tick
+    assert.ok(warnings.some((w) => String(w.message).includes('a listener with a bug')), 'reported');
+  } finally {
+    process.off('warning', onWarning);
+  }
+});
+
+scenario('stats_after_known_mix', () =>
+  inEnv(async () => {
+    const ok = `mock-ok:tag=${unique('st')}`;
+    let tokens = 0;
+    for (let i = 0; i < 4; i++) tokens += (await call(ok, { maxRetries: 0 }, [{ role: 'user', content: 'one two three' }])).usage.total_tokens;
+    const flaky = `mock-flaky:fails=2,status=503,retry_after_ms=1,key=${unique('stf')}`;
+    await call(flaky, { maxRetries: 2 });
+    const bad = `mock-err-oneapi:tag=${unique('stb')}`;
+    await rejection(call(bad, { maxRetries: 0 }));
+    const s = llm.stats();
+    const m = s.models[ok];
+    assert.equal(m.calls, 4);
+    assert.deepEqual(m.failures, {});
+    assert.equal(m.retries, 0);
+    assert.equal(m.totalTokens, tokens);
+    assert.equal(m.promptTokens + m.completionTokens, tokens);
+    const l = m.latencyMs;
+    assert.ok(l.p50 > 0 && l.p50 <= l.p95 && l.p95 <= l.p99, JSON.stringify(l));
+    assert.equal(s.models[flaky].retries, 2);
+    assert.equal(s.models[bad].failures.LLM_HTTP_ERROR, 1);
+    assert.equal(typeof s.droppedEvents, 'number');
+  }));
+
+scenario('metrics_text_parses_as_prometheus', () =>
+  inEnv(async () => {
+    const model = unique('pm-model-');
+    await call(model, { maxRetries: 0, headers: { 'x-mock-scenario': 'ok' } });
+    const families = parsePrometheus(llm.metricsText());
+    const calls = families.find((f) => f.name === 'claw_llm_calls_total');
+    assert.equal(calls.type, 'COUNTER');
+    const sample = calls.metrics.find((x) => x.labels.model === model);
+    assert.equal(Number(sample.value), 1);
+    const latency = families.find((f) => f.name === 'claw_llm_call_duration_seconds');
+    assert.equal(latency.type, 'SUMMARY');
+    assert.ok(latency.metrics.some((x) => x.quantiles && x.quantiles['0.99'] !== undefined));
+    assert.ok(families.every((f) => f.name.startsWith('claw_llm_')));
+  }));
+
+/** The spans the mock's OTLP receiver got for `model` (after a flush). */
+async function spansFor(model) {
+  assert.ok(llm.flushTelemetry(5000), 'spans exported in time');
+  const res = await fetch(`${gw.url}/__mock/spans`);
+  const all = await res.json();
+  return all.filter((s) => s.attributes['gen_ai.request.model'] === model);
+}
+
+scenario('otel_span_has_genai_attributes_and_parent', () =>
+  inEnv(
+    async () => {
+      const model = `mock-ok:tag=${unique('otel')}`;
+      const parent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+      const r = await call(model, { maxRetries: 0, traceparent: parent }, [{ role: 'user', content: 'secret words' }]);
+      const spans = await spansFor(model);
+      assert.equal(spans.length, 1, JSON.stringify(spans));
+      const s = spans[0];
+      assert.equal(s.name, `chat ${model}`);
+      assert.equal(s.kind, 'client');
+      assert.equal(s.trace_id, '0af7651916cd43dd8448eb211c80319c');
+      assert.equal(s.parent_span_id, 'b7ad6b7169203331');
+      const a = s.attributes;
+      assert.equal(a['gen_ai.operation.name'], 'chat');
+      assert.equal(a['gen_ai.provider.name'], 'openai');
+      assert.equal(a['gen_ai.response.model'], r.model);
+      assert.equal(a['gen_ai.response.id'], r.id);
+      assert.equal(a['gen_ai.usage.input_tokens'], r.usage.prompt_tokens);
+      assert.equal(a['gen_ai.usage.output_tokens'], r.usage.completion_tokens);
+      assert.deepEqual(a['gen_ai.response.finish_reasons'], ['stop']);
+      assert.equal(a['gen_ai.input.messages'], undefined);
+      const [sent] = await requestsFor(gw, model);
+      assert.equal(sent.headers.traceparent, `00-${s.trace_id}-${s.span_id}-01`);
+      assert.equal(sent.body.traceparent, undefined);
+    },
+    { OTEL_EXPORTER_OTLP_ENDPOINT: gw.url },
+  ));
+
+scenario('otel_content_only_when_capture_enabled', () =>
+  inEnv(
+    async () => {
+      const model = `mock-ok:tag=${unique('otelc')}`;
+      await call(model, { maxRetries: 0 }, [{ role: 'user', content: 'say cheese' }]);
+      const [s] = await spansFor(model);
+      assert.ok(s.attributes['gen_ai.input.messages'].includes('say cheese'));
+      assert.ok(s.attributes['gen_ai.output.messages'].includes('echo: say cheese'));
+    },
+    { OTEL_EXPORTER_OTLP_ENDPOINT: gw.url, OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT: 'true' },
+  ));
+
+scenario('observability_never_shows_the_key', async () => {
+  const secret = 'sk-obs-secret-never-shown';
+  const own = await startGateway({ expectKey: secret });
+  try {
+    await withEnv({ LLM_BASE_URL: own.url, LLM_API_KEY: secret, OTEL_EXPORTER_OTLP_ENDPOINT: gw.url }, async () => {
+      const seen = collector();
+      const model = `mock-ok:tag=${unique('obsk')}`;
+      const bad = `mock-err-oneapi:tag=${unique('obsk')}`;
+      await call(model, { maxRetries: 0, onEvent: seen });
+      await rejection(call(bad, { maxRetries: 0, onEvent: seen }));
+      let everything = JSON.stringify(seen.take());
+      everything += JSON.stringify(llm.stats()) + llm.metricsText();
+      everything += JSON.stringify(await spansFor(model)) + JSON.stringify(await spansFor(bad));
+      assert.ok(everything.includes(model), 'nothing recorded');
+      assert.ok(!everything.includes(secret), 'the key leaked');
+    });
+  } finally {
+    await own.stop();
+  }
+});
