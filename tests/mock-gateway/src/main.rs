@@ -1,7 +1,8 @@
 //! claw-mock-gateway: an OpenAI-compatible fake gateway for tests (spec: tests/MOCK_GATEWAY.md).
 //!
 //! This file holds the command line, the listener, the per-connection loop, the `/__mock/*`
-//! routes and the exit rules (stdin EOF, SIGTERM, SIGINT).
+//! routes, the choice between the OTLP receiver and the scenarios, and the exit rules (stdin
+//! EOF, SIGTERM, SIGINT).
 
 mod chat;
 mod embeddings;
@@ -10,6 +11,7 @@ mod hostile;
 mod http;
 mod mem0;
 mod models;
+mod otlp;
 mod providers;
 mod scenario;
 mod state;
@@ -280,12 +282,14 @@ pub(crate) fn split_gateway(path: &str) -> (Option<&str>, &str) {
 
 async fn handle(conn: &mut Conn, state: &State, req: &Request) -> After {
     let n = state.next_request_number();
+    let (gateway, api_path) = split_gateway(&req.path);
     let is_mock_api = req.path.starts_with("/__mock/");
-    if !is_mock_api {
+    // Trace exports stay out of the request log so tests that count requests are unaffected.
+    let is_export = otlp::is_export(&req.method, api_path);
+    if !is_mock_api && !is_export {
         state.log_request(state.describe(req));
     }
     let body = serde_json::from_slice(&req.body).ok();
-    let (gateway, api_path) = split_gateway(&req.path);
     let route = route_of(&req.method, api_path);
     let mut ctx = Ctx {
         state,
@@ -305,9 +309,16 @@ async fn handle(conn: &mut Conn, state: &State, req: &Request) -> After {
                 Response::json(200, &json!({"cleared": state.clear_log()}))
             }
             ("GET", "/__mock/stats") => Response::json(200, &state.stats()),
+            ("GET", "/__mock/spans") => Response::json(200, &state.received_spans()),
+            ("DELETE", "/__mock/spans") => {
+                Response::json(200, &json!({"cleared": state.clear_spans()}))
+            }
             _ => not_found(&req.path),
         };
         return scenario::send(conn, &ctx, &resp).await;
+    }
+    if is_export {
+        return export(conn, &ctx, gateway).await;
     }
     let Some(route) = route else {
         return scenario::send(conn, &ctx, &not_found(&req.path)).await;
@@ -322,6 +333,16 @@ async fn handle(conn: &mut Conn, state: &State, req: &Request) -> After {
             scenario::send(conn, &ctx, &resp).await
         }
     }
+}
+
+/// Answers an OTLP trace export, or holds the connection open for the `hang` scenario.
+async fn export(conn: &mut Conn, ctx: &Ctx<'_>, gateway: Option<&str>) -> After {
+    let resp = match otlp::plan(ctx.req, gateway) {
+        Ok(otlp::Plan::Hang) => return After::HoldOpen,
+        Ok(otlp::Plan::Answer) => otlp::receive(ctx.state, ctx.req),
+        Err(message) => Response::json(400, &scenario::invalid_request(&message)),
+    };
+    scenario::send(conn, ctx, &resp).await
 }
 
 fn not_found(path: &str) -> Response {

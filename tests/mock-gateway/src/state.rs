@@ -1,5 +1,5 @@
-//! Shared state: the request log, the flaky counters, connection statistics and the
-//! request-id counter.
+//! Shared state: the request log, the received OTLP spans, the flaky counters, connection
+//! statistics and the request-id counter.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,6 +13,8 @@ pub struct State {
     /// The key `auth` expects and the log compares `authorization` against.
     pub expect_key: String,
     log: Mutex<Vec<Value>>,
+    /// Spans received on `…/v1/traces`, flattened (see `otlp.rs`), oldest first.
+    spans: Mutex<Vec<Value>>,
     flaky: Mutex<HashMap<String, u64>>,
     /// Per `key` of the provider-like scenarios: requests being answered now, and the most ever.
     in_flight: Mutex<HashMap<String, (u64, u64)>>,
@@ -31,6 +33,7 @@ impl State {
         State {
             expect_key,
             log: Mutex::new(Vec::new()),
+            spans: Mutex::new(Vec::new()),
             flaky: Mutex::new(HashMap::new()),
             in_flight: Mutex::new(HashMap::new()),
             open_connections: AtomicU64::new(0),
@@ -141,6 +144,22 @@ impl State {
         let mut log = lock(&self.log);
         let n = log.len();
         log.clear();
+        n
+    }
+
+    pub fn record_spans(&self, spans: Vec<Value>) {
+        lock(&self.spans).extend(spans);
+    }
+
+    pub fn received_spans(&self) -> Value {
+        Value::Array(lock(&self.spans).clone())
+    }
+
+    /// Forgets the received spans and returns how many there were.
+    pub fn clear_spans(&self) -> usize {
+        let mut spans = lock(&self.spans);
+        let n = spans.len();
+        spans.clear();
         n
     }
 

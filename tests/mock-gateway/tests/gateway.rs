@@ -71,13 +71,23 @@ impl Reply {
     }
 }
 
-fn send(stream: &mut TcpStream, method: &str, path: &str, headers: &[(&str, &str)], body: &str) {
+/// Writes one request; `body` is bytes so protobuf bodies (OTLP) go through the same helper.
+fn send(
+    stream: &mut TcpStream,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: impl AsRef<[u8]>,
+) {
+    let body = body.as_ref();
     let mut req = format!("{method} {path} HTTP/1.1\r\nhost: test\r\n");
     for (n, v) in headers {
         req.push_str(&format!("{n}: {v}\r\n"));
     }
-    req.push_str(&format!("content-length: {}\r\n\r\n{body}", body.len()));
-    stream.write_all(req.as_bytes()).expect("write request");
+    req.push_str(&format!("content-length: {}\r\n\r\n", body.len()));
+    let mut bytes = req.into_bytes();
+    bytes.extend_from_slice(body);
+    stream.write_all(&bytes).expect("write request");
 }
 
 fn read_exact_n(stream: &mut TcpStream, buf: &mut Vec<u8>, n: usize) {
@@ -152,7 +162,7 @@ fn request(
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
-    body: &str,
+    body: impl AsRef<[u8]>,
 ) -> Reply {
     send(stream, method, path, headers, body);
     receive(stream)
@@ -326,5 +336,193 @@ fn gateway_exits_when_stdin_closes() {
         }
         assert!(Instant::now() < deadline, "gateway still running");
         std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+mod otlp {
+    use std::io::ErrorKind;
+
+    use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+    use opentelemetry_proto::tonic::common::v1::{
+        any_value, AnyValue, ArrayValue, InstrumentationScope, KeyValue, KeyValueList,
+    };
+    use opentelemetry_proto::tonic::resource::v1::Resource;
+    use opentelemetry_proto::tonic::trace::v1::Status;
+    use opentelemetry_proto::tonic::trace::v1::{span, status, ResourceSpans, ScopeSpans, Span};
+    use prost::Message as _;
+
+    use super::*;
+
+    const PROTOBUF: (&str, &str) = ("content-type", "application/x-protobuf");
+
+    fn kv(key: &str, value: any_value::Value) -> KeyValue {
+        KeyValue {
+            key: key.into(),
+            value: Some(AnyValue { value: Some(value) }),
+        }
+    }
+
+    /// One client span with a parent, an attribute of every value type and an event.
+    fn export() -> ExportTraceServiceRequest {
+        use any_value::Value as V;
+        let string = |s: &str| AnyValue {
+            value: Some(V::StringValue(s.into())),
+        };
+        let span = Span {
+            trace_id: (1..=16).collect(),
+            span_id: vec![0xa0, 0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7],
+            parent_span_id: vec![0xb0, 0xb1, 0xb2, 0xb3, 0xb4, 0xb5, 0xb6, 0xb7],
+            name: "chat qwen-plus".into(),
+            kind: span::SpanKind::Client as i32,
+            start_time_unix_nano: 1_700_000_000_000_000_000,
+            end_time_unix_nano: 1_700_000_000_250_000_000,
+            attributes: vec![
+                kv("gen_ai.request.model", V::StringValue("qwen-plus".into())),
+                kv("gen_ai.usage.input_tokens", V::IntValue(12)),
+                kv("temperature", V::DoubleValue(0.5)),
+                kv("stream", V::BoolValue(false)),
+                kv(
+                    "stops",
+                    V::ArrayValue(ArrayValue {
+                        values: vec![string("a"), string("b")],
+                    }),
+                ),
+                kv(
+                    "nested",
+                    V::KvlistValue(KeyValueList {
+                        values: vec![kv("inner", V::IntValue(-3))],
+                    }),
+                ),
+                kv("raw", V::BytesValue(vec![0xde, 0xad, 0x01])),
+            ],
+            events: vec![span::Event {
+                time_unix_nano: 1_700_000_000_100_000_000,
+                name: "retry".into(),
+                attributes: vec![kv("attempt", V::IntValue(2))],
+                dropped_attributes_count: 0,
+            }],
+            status: Some(Status {
+                message: "upstream 503".into(),
+                code: status::StatusCode::Error as i32,
+            }),
+            ..Default::default()
+        };
+        ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(Resource {
+                    attributes: vec![kv("service.name", V::StringValue("otlp-test".into()))],
+                    ..Default::default()
+                }),
+                scope_spans: vec![ScopeSpans {
+                    scope: Some(InstrumentationScope {
+                        name: "claw-llm".into(),
+                        ..Default::default()
+                    }),
+                    spans: vec![span],
+                    schema_url: String::new(),
+                }],
+                schema_url: String::new(),
+            }],
+        }
+    }
+
+    #[test]
+    fn exported_spans_are_listed_flattened_then_cleared() {
+        let gw = Gateway::start();
+        let mut conn = gw.connect();
+        let reply = request(
+            &mut conn,
+            "POST",
+            "/v1/traces",
+            &[PROTOBUF],
+            export().encode_to_vec(),
+        );
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.header("content-type"), Some("application/x-protobuf"));
+        assert!(reply.body.is_empty(), "an empty ExportTraceServiceResponse");
+
+        let spans = request(&mut conn, "GET", "/__mock/spans", &[], "").json();
+        assert_eq!(
+            spans,
+            json!([{
+                "name": "chat qwen-plus",
+                "trace_id": "0102030405060708090a0b0c0d0e0f10",
+                "span_id": "a0a1a2a3a4a5a6a7",
+                "parent_span_id": "b0b1b2b3b4b5b6b7",
+                "kind": "client",
+                "start_unix_nano": 1_700_000_000_000_000_000u64,
+                "end_unix_nano": 1_700_000_000_250_000_000u64,
+                "status": {"code": "error", "message": "upstream 503"},
+                "attributes": {
+                    "gen_ai.request.model": "qwen-plus",
+                    "gen_ai.usage.input_tokens": 12,
+                    "temperature": 0.5,
+                    "stream": false,
+                    "stops": ["a", "b"],
+                    "nested": {"inner": -3},
+                    "raw": "dead01",
+                },
+                "events": [{
+                    "name": "retry",
+                    "time_unix_nano": 1_700_000_000_100_000_000u64,
+                    "attributes": {"attempt": 2},
+                }],
+                "resource": {"service.name": "otlp-test"},
+                "scope": "claw-llm",
+            }])
+        );
+        // Exports are not in the request log, so request counts elsewhere are unaffected.
+        let log = request(&mut conn, "GET", "/__mock/requests", &[], "").json();
+        assert_eq!(log, json!([]));
+
+        let cleared = request(&mut conn, "DELETE", "/__mock/spans", &[], "").json();
+        assert_eq!(cleared, json!({"cleared": 1}));
+        let spans = request(&mut conn, "GET", "/__mock/spans", &[], "").json();
+        assert_eq!(spans, json!([]));
+    }
+
+    #[test]
+    fn a_prefixed_path_is_received_and_garbage_is_a_json_400() {
+        let gw = Gateway::start();
+        let mut conn = gw.connect();
+        let reply = request(
+            &mut conn,
+            "POST",
+            "/otlp/v1/traces",
+            &[PROTOBUF],
+            export().encode_to_vec(),
+        );
+        assert_eq!(reply.status, 200);
+        let reply = request(&mut conn, "POST", "/v1/traces", &[PROTOBUF], "not protobuf");
+        assert_eq!(reply.status, 400);
+        assert!(reply.json()["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("ExportTraceServiceRequest")));
+        let spans = request(&mut conn, "GET", "/__mock/spans", &[], "").json();
+        assert_eq!(spans.as_array().map(Vec::len), Some(1));
+    }
+
+    #[test]
+    fn the_hang_prefix_never_answers_an_export() {
+        let gw = Gateway::start();
+        let mut conn = gw.connect();
+        conn.set_read_timeout(Some(Duration::from_millis(300)))
+            .expect("timeout");
+        send(
+            &mut conn,
+            "POST",
+            "/__gw/hang/v1/traces",
+            &[PROTOBUF],
+            export().encode_to_vec(),
+        );
+        let mut byte = [0u8; 1];
+        let err = conn.read(&mut byte).expect_err("no answer expected");
+        assert!(matches!(
+            err.kind(),
+            ErrorKind::WouldBlock | ErrorKind::TimedOut
+        ));
+        // Held, not stored: the collector is "dead".
+        let spans = request(&mut gw.connect(), "GET", "/__mock/spans", &[], "").json();
+        assert_eq!(spans, json!([]));
     }
 }
