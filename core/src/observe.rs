@@ -311,7 +311,7 @@ impl CallObs {
         let Some(live) = self.live.as_deref() else {
             return;
         };
-        let (pending, span, endpoint, ttft_ms) = {
+        let (pending, mut span, endpoint, ttft_ms) = {
             let mut st = lock(&live.state);
             (
                 st.pending.take(),
@@ -321,7 +321,7 @@ impl CallObs {
             )
         };
         if let Some(e) = pending {
-            self.publish(live, e);
+            deliver(live, span.as_mut(), e);
         }
         if let Some(span) = span {
             span.end(usage, answer, error);
@@ -348,14 +348,20 @@ impl CallObs {
         }
     }
 
-    /// An attempt's event goes to the listeners and to the span.
+    /// An attempt's event goes to the span and to the listeners.
     fn publish(&self, live: &Live, event: Event) {
-        if let Some(span) = lock(&live.state).span.as_mut() {
-            span.attempt(&event);
-        }
-        if live.events {
-            events::emit(event, live.own.clone());
-        }
+        let mut st = lock(&live.state);
+        let span = st.span.as_mut();
+        deliver(live, span, event);
+    }
+}
+
+fn deliver(live: &Live, span: Option<&mut CallSpan>, event: Event) {
+    if let Some(span) = span {
+        span.attempt(&event);
+    }
+    if live.events {
+        events::emit(event, live.own.clone());
     }
 }
 

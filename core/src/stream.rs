@@ -193,6 +193,9 @@ impl ChatStream {
 
     /// Aborts the stream: the connection is closed and the next read yields `ABORT_ERR`.
     pub fn abort(&mut self) {
+        if self.state == State::Open {
+            self.settle(Some(&Error::Aborted));
+        }
         self.meta.cancel.cancel();
         self.body = None;
     }
