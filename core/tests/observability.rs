@@ -429,3 +429,79 @@ fn closed_port() -> u16 {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap().port()
 }
+
+/// The child half of the exit tests: one call whose span goes to `$CLAW_EXIT_OTLP`, then the
+/// test returns and the process exits without any flush of its own.
+fn exit_child() -> bool {
+    let (Ok(collector), Ok(model)) = (
+        std::env::var("CLAW_EXIT_OTLP"),
+        std::env::var("CLAW_EXIT_MODEL"),
+    ) else {
+        return false;
+    };
+    let base = std::env::var("CLAW_EXIT_GATEWAY").unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let env = [("OTEL_EXPORTER_OTLP_ENDPOINT", collector)];
+        let client = Client::new(
+            Config::builder()
+                .base_url(&base)
+                .api_key(KEY)
+                .build_with(|n| env.iter().find(|(k, _)| *k == n).map(|(_, v)| v.clone()))
+                .unwrap(),
+        )
+        .unwrap();
+        client
+            .call_specific_model(&model, msgs("hi"), params(json!({})), opts(5_000, 0))
+            .await
+            .unwrap();
+    });
+    true
+}
+
+/// Runs this test binary's `test` as the child, with `collector` for its spans.
+fn run_exit_child(test: &str, collector: &str, model: &str) -> (std::process::Output, Duration) {
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", test, "--test-threads=1", "--nocapture"])
+        .env("CLAW_EXIT_OTLP", collector)
+        .env("CLAW_EXIT_MODEL", model)
+        .env("CLAW_EXIT_GATEWAY", &gateway().base)
+        .output()
+        .unwrap();
+    (out, started.elapsed())
+}
+
+#[test]
+fn otel_spans_are_flushed_at_process_exit() {
+    if exit_child() {
+        return;
+    }
+    let model = format!("mock-ok:tag={}", unique("otel-exit"));
+    let (out, _) = run_exit_child("otel_spans_are_flushed_at_process_exit", &gateway().base, &model);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let spans = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(async { mock_get("/__mock/spans").await });
+    let mine = spans
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["attributes"]["gen_ai.request.model"] == model.as_str())
+        .count();
+    assert_eq!(mine, 1, "the span queued at exit was not exported");
+}
+
+#[test]
+fn otel_exit_with_a_dead_collector_is_bounded() {
+    if exit_child() {
+        return;
+    }
+    let model = format!("mock-ok:tag={}", unique("otel-dead"));
+    let hang = format!("{}/__gw/hang", gateway().base);
+    let (out, took) = run_exit_child("otel_exit_with_a_dead_collector_is_bounded", &hang, &model);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // The exit waits at most claw_llm's 2 s bound for the collector (the rest is the child's
+    // own start and call).
+    assert!(took < Duration::from_secs(8), "exit took {took:?}");
+}

@@ -229,3 +229,43 @@ test('free functions see process.env as it is at each call, on the main thread a
     'main-after-worker sk-wrong-key-0000000000 true',
   ]);
 });
+
+// ---------------------------------------------------------------- telemetry at exit
+
+/** A child that makes one call whose span goes to `collector`, and exits on its own. */
+const exitScript = (model) => `
+  const llm = require(process.env.CLAW_PACKAGE);
+  llm.callSpecificModel(${JSON.stringify(model)}, [{ role: 'user', content: 'hi' }], { maxRetries: 0 })
+    .then(() => console.log('called'));
+`;
+
+async function spansOf(model) {
+  const all = await (await fetch(`${gw.url}/__mock/spans`)).json();
+  return all.filter((s) => s.attributes['gen_ai.request.model'] === model);
+}
+
+test('spans still queued are exported when the process exits', async () => {
+  const model = `mock-ok:tag=exit${process.pid}`;
+  process.env.OTEL_EXPORTER_OTLP_ENDPOINT = gw.url;
+  try {
+    const r = await runNode(exitScript(model));
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /called/);
+  } finally {
+    delete process.env.OTEL_EXPORTER_OTLP_ENDPOINT;
+  }
+  assert.equal((await spansOf(model)).length, 1, 'the span queued at exit was not exported');
+});
+
+test('a collector that never answers delays the exit by at most the bound', async () => {
+  const model = `mock-ok:tag=deadexit${process.pid}`;
+  process.env.OTEL_EXPORTER_OTLP_ENDPOINT = `${gw.url}/__gw/hang`;
+  const started = Date.now();
+  try {
+    const r = await runNode(exitScript(model));
+    assert.equal(r.code, 0, r.stderr);
+  } finally {
+    delete process.env.OTEL_EXPORTER_OTLP_ENDPOINT;
+  }
+  assert.ok(Date.now() - started < 8000, `exit took ${Date.now() - started} ms`);
+});
