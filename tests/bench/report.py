@@ -154,6 +154,20 @@ def main() -> None:
             p(f"| {key[0]} | {key[1]} | {fmt(med(key, 'failover_us'))} | {fmt(med(key, 'failover_cpu_us'))} "
               f"| {fmt(1e6 / plain) if plain else ''} |")
         p("")
+    observed = [k for k in order if ok[k] and med(k, "listener_us")]
+    if observed:
+        p("### Observability: sequential calls with an event listener, and with OTLP export on")
+        p("")
+        p("| lang | client | plain µs/call (wall / CPU) | listener µs/call (wall / CPU) | OTLP on µs/call (wall / CPU) "
+          "| listener costs (CPU µs) | OTLP costs (CPU µs) |")
+        p("|---|---|---:|---:|---:|---:|---:|")
+        for key in observed:
+            plain, plain_cpu = 1e6 / med(key, "seq_cps"), med(key, "seq_cpu_us")
+            l, l_cpu = med(key, "listener_us"), med(key, "listener_cpu_us")
+            o, o_cpu = med(key, "otel_us"), med(key, "otel_cpu_us")
+            p(f"| {key[0]} | {key[1]} | {fmt(plain)} / {fmt(plain_cpu)} | {fmt(l)} / {fmt(l_cpu)} "
+              f"| {fmt(o)} / {fmt(o_cpu)} | {l_cpu - plain_cpu:+.1f} | {o_cpu - plain_cpu:+.1f} |")
+        p("")
     p("### Ratios claw / peer (median of the per-round ratios, range in brackets) and targets")
     p("")
     p("| lang | claw | peer | metric | claw | peer | claw / peer | target | |")

@@ -27,6 +27,6 @@ test('index.d.ts type-checks examples/node/typed.ts (tsc --noEmit)', { timeout: 
 test('index.d.ts declares every export of index.js', () => {
   const dts = fs.readFileSync(path.join(ROOT, 'bindings-node', 'index.d.ts'), 'utf8');
   for (const name of Object.keys(require('claw-llm-client'))) {
-    assert.match(dts, new RegExp(`export declare (function|class) ${name}\\b`), name);
+    assert.match(dts, new RegExp(`export declare (function|class|const) ${name}\\b`), name);
   }
 });

@@ -66,6 +66,10 @@ enum Peer {
         /// Base URL refused (nothing listens on its port), the real one as its fallback, and a
         /// breaker that never opens: every call fails over from a refused connection.
         failover: claw_llm::Client,
+        /// The same gateway with an event listener attached (it does nothing).
+        listened: claw_llm::Client,
+        /// The same gateway with OpenTelemetry spans exported to nginx's `/otlp/v1/traces`.
+        traced: claw_llm::Client,
     },
     Reqwest {
         http: reqwest::Client,
@@ -104,10 +108,29 @@ impl Peer {
                     .build()
                     .and_then(claw_llm::Client::new)
                     .map_err(|e| e.to_string())?;
+                let listened = claw_llm::Config::builder()
+                    .base_url(base)
+                    .api_key(API_KEY)
+                    .ignore_env(true)
+                    .on_event(|e| {
+                        std::hint::black_box(e);
+                    })
+                    .build()
+                    .and_then(claw_llm::Client::new)
+                    .map_err(|e| e.to_string())?;
+                let collector = format!("{}/otlp", base.trim_end_matches("/v1"));
+                let traced = claw_llm::Config::builder()
+                    .base_url(base)
+                    .api_key(API_KEY)
+                    .build_with(|n| (n == "OTEL_EXPORTER_OTLP_ENDPOINT").then(|| collector.clone()))
+                    .and_then(claw_llm::Client::new)
+                    .map_err(|e| e.to_string())?;
                 Peer::Claw {
                     chat: client(base)?,
                     stream: client(stream_base)?,
                     failover,
+                    listened,
+                    traced,
                 }
             }
             "reqwest" => Peer::Reqwest {
@@ -412,6 +435,31 @@ async fn run(peer: Arc<Peer>) -> Res<Value> {
         _ => None,
     };
 
+    // 6. claw only: sequential calls with an event listener attached, and with spans exported.
+    let observed = match &*peer {
+        Peer::Claw {
+            listened, traced, ..
+        } => {
+            let seq = |c: &'static claw_llm::Client| {
+                timed(100, secs, move || async move {
+                    let v = c
+                        .call_specific_model(MODEL, messages(), Default::default(), Default::default())
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    Ok(content_len(&v))
+                })
+            };
+            // The clients live as long as the process (one Peer per process).
+            let listened: &'static claw_llm::Client = Box::leak(Box::new(listened.clone()));
+            let traced: &'static claw_llm::Client = Box::leak(Box::new(traced.clone()));
+            let (l_ps, l_cpu, _) = seq(listened).await?;
+            let (t_ps, t_cpu, _) = seq(traced).await?;
+            claw_llm::flush_telemetry(Duration::from_secs(5));
+            Some((1e6 / l_ps, l_cpu, 1e6 / t_ps, t_cpu))
+        }
+        _ => None,
+    };
+
     Ok(json!({
         "seq_cps": seq_cps,
         "seq_cpu_us": seq_cpu,
@@ -424,6 +472,10 @@ async fn run(peer: Arc<Peer>) -> Res<Value> {
         "embed_cpu_us": embed_cpu,
         "failover_us": failover.map(|f| f.0),
         "failover_cpu_us": failover.map(|f| f.1),
+        "listener_us": observed.map(|o| o.0),
+        "listener_cpu_us": observed.map(|o| o.1),
+        "otel_us": observed.map(|o| o.2),
+        "otel_cpu_us": observed.map(|o| o.3),
         "rss_mark_kb": m.rss_kb,
         "rss_end_kb": rss_end,
         "peak_rss_kb": status_kb("VmHWM"),
