@@ -23,6 +23,7 @@ mod stream;
 pub use cancel::CancelHandle;
 pub use client::NativeClient;
 pub use completions::Completions;
+pub use events::{events_attach, events_flush, events_listen, events_unlisten, EventBatch};
 pub use stream::NativeStream;
 
 use napi::bindgen_prelude::PromiseRaw;

@@ -87,7 +87,10 @@ pub(crate) async fn send(
     tag: Tag<'_>,
 ) -> std::result::Result<Reply, Failed> {
     let started = Instant::now();
-    let result = exchange(cfg, http, url, endpoint, headers, body, kind, want, attempt_no).await;
+    let result = exchange(
+        cfg, http, url, endpoint, headers, body, kind, want, attempt_no,
+    )
+    .await;
     let facts = AttemptFacts {
         url,
         key_index: tag.key_index,

@@ -6,11 +6,11 @@
 //! `attempt.rs`; the wire is `transport.rs`; what a 2xx body is, `check.rs`.
 
 use crate::attempt::{self, Reply, Want};
-use crate::observe::{CallObs, Operation};
 use crate::check::{Kind, RawResponse};
 use crate::config::{Config, LogLevel};
 use crate::error::{Error, Result};
 use crate::log;
+use crate::observe::{CallObs, Operation};
 use crate::options::{type_name, CallOptions};
 use crate::retry;
 use crate::stream::ChatStream;
@@ -619,7 +619,9 @@ impl Client {
         let run = retry::run(max_retries, deadline, &attempts, on_retry, || {
             let n = attempts.load(Ordering::Relaxed);
             let (headers, body) = (headers.clone(), body.clone());
-            attempt::send(cfg, &http, url, endpoint, headers, body, kind, want, n, obs, tag)
+            attempt::send(
+                cfg, &http, url, endpoint, headers, body, kind, want, n, obs, tag,
+            )
         });
         let result = guard(run, deadline, timeout, &attempts, &failed_before, opts).await;
         obs.add_request(attempts.load(Ordering::Relaxed));

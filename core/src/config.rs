@@ -188,7 +188,10 @@ impl fmt::Debug for Config {
             .field("on_event", &self.on_event.is_some())
             .field(
                 "otel",
-                &self.otel.as_ref().map(|o| url::redacted(&o.traces_endpoint)),
+                &self
+                    .otel
+                    .as_ref()
+                    .map(|o| url::redacted(&o.traces_endpoint)),
             )
             .finish()
     }

@@ -64,7 +64,11 @@ impl Usage {
     /// Reads a `usage` object; `None` when it holds no token count at all.
     pub fn from_value(v: &serde_json::Value) -> Option<Usage> {
         let n = |k: &str| v.get(k).and_then(serde_json::Value::as_u64);
-        let (prompt, completion, total) = (n("prompt_tokens"), n("completion_tokens"), n("total_tokens"));
+        let (prompt, completion, total) = (
+            n("prompt_tokens"),
+            n("completion_tokens"),
+            n("total_tokens"),
+        );
         if prompt.is_none() && completion.is_none() && total.is_none() {
             return None;
         }
@@ -286,7 +290,10 @@ fn deliver(delivery: &Delivery) {
 /// Waits until every event queued so far has been delivered, at most `timeout`; `true` when
 /// the queue drained in time. Tests and short scripts call it before reading what listeners got.
 pub fn flush_events(timeout: Duration) -> bool {
-    let Some(d) = lock(&DISPATCHER).clone().filter(|d| d.pid == std::process::id()) else {
+    let Some(d) = lock(&DISPATCHER)
+        .clone()
+        .filter(|d| d.pid == std::process::id())
+    else {
         return true;
     };
     let q = lock(&d.queue);
@@ -362,7 +369,8 @@ mod tests {
     #[test]
     fn event_json_names_the_fields_listeners_read() {
         let mut e = event(3);
-        e.usage = Usage::from_value(&serde_json::json!({"prompt_tokens": 2, "completion_tokens": 5}));
+        e.usage =
+            Usage::from_value(&serde_json::json!({"prompt_tokens": 2, "completion_tokens": 5}));
         let v: serde_json::Value = serde_json::from_str(&e.to_json()).unwrap();
         assert_eq!(v["type"], "attempt");
         assert_eq!(v["attempt"], 3);

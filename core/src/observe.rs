@@ -125,13 +125,7 @@ impl CallObs {
     /// The first request of the call is about to go out to `url` for `model` (the model
     /// resolved); `body` is the request, read only when message content is captured.
     /// Returns the `traceparent` to send: the call span's, else the caller's own.
-    pub fn begin(
-        &self,
-        model: &str,
-        url: &str,
-        body: &[u8],
-        opts: &CallOptions,
-    ) -> Option<String> {
+    pub fn begin(&self, model: &str, url: &str, body: &[u8], opts: &CallOptions) -> Option<String> {
         let passthrough = || opts.traceparent.as_ref().map(|t| t.as_str().to_string());
         {
             let mut m = lock(&self.model);
@@ -167,7 +161,10 @@ impl CallObs {
                 });
             }
         }
-        st.span.as_ref().map(CallSpan::traceparent).or_else(passthrough)
+        st.span
+            .as_ref()
+            .map(CallSpan::traceparent)
+            .or_else(passthrough)
     }
 
     /// One request's attempts, once it is over.
@@ -247,9 +244,12 @@ impl CallObs {
 
     /// Whether the span records message content.
     pub fn captures_content(&self) -> bool {
-        self.live
-            .as_deref()
-            .is_some_and(|l| lock(&l.state).span.as_ref().is_some_and(CallSpan::capture_content))
+        self.live.as_deref().is_some_and(|l| {
+            lock(&l.state)
+                .span
+                .as_ref()
+                .is_some_and(CallSpan::capture_content)
+        })
     }
 
     /// The call of a non-streamed reply is over.
@@ -258,7 +258,8 @@ impl CallObs {
             Ok(reply) => {
                 let (usage, answer) = match reply {
                     Reply::Parsed(raw, value) => (
-                        raw.usage.or_else(|| value.get("usage").and_then(Usage::from_value)),
+                        raw.usage
+                            .or_else(|| value.get("usage").and_then(Usage::from_value)),
                         self.wants_answer()
                             .then(|| Answer::from_value(value, self.captures_content())),
                     ),
@@ -340,7 +341,8 @@ impl CallObs {
                 ok: error.is_none(),
                 ms: ms(elapsed),
                 ttft_ms,
-                request_id: request_id.or_else(|| error.and_then(|e| e.request_id().map(str::to_string))),
+                request_id: request_id
+                    .or_else(|| error.and_then(|e| e.request_id().map(str::to_string))),
                 usage,
                 retry_delay_ms: None,
             };

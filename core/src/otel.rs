@@ -84,7 +84,9 @@ impl TraceParent {
             return Err(bad());
         };
         let hex = |s: &str, n: usize| {
-            s.len() == n && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+            s.len() == n
+                && s.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         };
         if !(hex(version, 2) && version != "ff" && hex(trace, 32) && hex(span, 16) && hex(flags, 2))
         {
@@ -205,7 +207,11 @@ pub(crate) struct Answer {
 impl Answer {
     /// Reads a completion (or a stream's final completion, or an embeddings list).
     pub fn from_value(v: &serde_json::Value, capture: bool) -> Answer {
-        let s = |k: &str| v.get(k).and_then(serde_json::Value::as_str).map(str::to_string);
+        let s = |k: &str| {
+            v.get(k)
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_string)
+        };
         let choices = v.get("choices").and_then(serde_json::Value::as_array);
         let finish_reasons = choices
             .into_iter()
@@ -341,8 +347,10 @@ impl CallSpan {
         error: Option<&Error>,
     ) {
         if let Some(u) = usage {
-            self.span
-                .set_attribute(KeyValue::new("gen_ai.usage.input_tokens", u.prompt_tokens as i64));
+            self.span.set_attribute(KeyValue::new(
+                "gen_ai.usage.input_tokens",
+                u.prompt_tokens as i64,
+            ));
             self.span.set_attribute(KeyValue::new(
                 "gen_ai.usage.output_tokens",
                 u.completion_tokens as i64,
@@ -350,25 +358,32 @@ impl CallSpan {
         }
         if let Some(a) = answer {
             if let Some(id) = a.id {
-                self.span.set_attribute(KeyValue::new("gen_ai.response.id", id));
+                self.span
+                    .set_attribute(KeyValue::new("gen_ai.response.id", id));
             }
             if let Some(m) = a.model {
-                self.span.set_attribute(KeyValue::new("gen_ai.response.model", m));
+                self.span
+                    .set_attribute(KeyValue::new("gen_ai.response.model", m));
             }
             if !a.finish_reasons.is_empty() {
-                let reasons: Vec<StringValue> =
-                    a.finish_reasons.into_iter().map(StringValue::from).collect();
+                let reasons: Vec<StringValue> = a
+                    .finish_reasons
+                    .into_iter()
+                    .map(StringValue::from)
+                    .collect();
                 self.span.set_attribute(KeyValue::new(
                     "gen_ai.response.finish_reasons",
                     Value::Array(Array::String(reasons)),
                 ));
             }
             if let Some(out) = a.output {
-                self.span.set_attribute(KeyValue::new("gen_ai.output.messages", out));
+                self.span
+                    .set_attribute(KeyValue::new("gen_ai.output.messages", out));
             }
         }
         if let Some(e) = error {
-            self.span.set_attribute(KeyValue::new("error.type", e.code()));
+            self.span
+                .set_attribute(KeyValue::new("error.type", e.code()));
             if let Some(s) = e.status() {
                 self.span
                     .set_attribute(KeyValue::new("http.response.status_code", i64::from(s)));

@@ -315,7 +315,10 @@ mod tests {
     /// path's own extra).
     fn agrees(s: &str) {
         if let Some(fast) = scan(s.as_bytes()) {
-            let classified = Shape { usage: None, ..fast };
+            let classified = Shape {
+                usage: None,
+                ..fast
+            };
             assert_eq!(Some(classified), serde_shape(s), "{s:?}");
         }
     }

@@ -268,16 +268,36 @@ mod tests {
         for ms in [10, 20, 30] {
             record(model, None, 0, Some(usage), Duration::from_millis(ms));
         }
-        record(model, Some("LLM_HTTP_ERROR"), 2, None, Duration::from_millis(40));
+        record(
+            model,
+            Some("LLM_HTTP_ERROR"),
+            2,
+            None,
+            Duration::from_millis(40),
+        );
         let s = stats().models.remove(model).unwrap();
         assert_eq!(s.calls, 4);
         assert_eq!(s.failures["LLM_HTTP_ERROR"], 1);
         assert_eq!(s.retries, 2);
-        assert_eq!((s.prompt_tokens, s.completion_tokens, s.total_tokens), (9, 12, 21));
-        assert!((19.9..20.1).contains(&s.latency_ms.p50), "{:?}", s.latency_ms);
-        assert!((39.9..40.1).contains(&s.latency_ms.p99), "{:?}", s.latency_ms);
+        assert_eq!(
+            (s.prompt_tokens, s.completion_tokens, s.total_tokens),
+            (9, 12, 21)
+        );
+        assert!(
+            (19.9..20.1).contains(&s.latency_ms.p50),
+            "{:?}",
+            s.latency_ms
+        );
+        assert!(
+            (39.9..40.1).contains(&s.latency_ms.p99),
+            "{:?}",
+            s.latency_ms
+        );
         let text = metrics_text();
-        assert!(text.contains("claw_llm_calls_total{model=\"unit-stats-model\\\"x\"} 4"), "{text}");
+        assert!(
+            text.contains("claw_llm_calls_total{model=\"unit-stats-model\\\"x\"} 4"),
+            "{text}"
+        );
         assert!(text.contains(
             "claw_llm_failures_total{model=\"unit-stats-model\\\"x\",code=\"LLM_HTTP_ERROR\"} 1"
         ));

@@ -60,20 +60,33 @@ async fn events_success_attempt_then_call() {
     let (attempt, call) = (&events[0], &events[1]);
     assert_eq!(attempt.status, Some(200));
     assert_eq!(attempt.model.as_deref(), Some(model.as_str()));
-    assert!(attempt.endpoint.ends_with("/v1/chat/completions"), "{}", attempt.endpoint);
-    assert!(attempt.request_id.as_deref().is_some_and(|r| r.starts_with("req_")));
+    assert!(
+        attempt.endpoint.ends_with("/v1/chat/completions"),
+        "{}",
+        attempt.endpoint
+    );
+    assert!(attempt
+        .request_id
+        .as_deref()
+        .is_some_and(|r| r.starts_with("req_")));
     assert_eq!(attempt.key_index, Some(0));
     assert_eq!(call.operation, "chat");
     assert_eq!(call.code, None);
     let usage = call.usage.expect("usage");
-    assert_eq!(usage.total_tokens, reply["usage"]["total_tokens"].as_u64().unwrap());
+    assert_eq!(
+        usage.total_tokens,
+        reply["usage"]["total_tokens"].as_u64().unwrap()
+    );
     assert!(call.ms >= attempt.ms);
 }
 
 #[tokio::test]
 async fn events_retry_reports_delay() {
     let seen = Seen::default();
-    let model = format!("mock-flaky:fails=1,status=500,retry_after_ms=50,key={}", unique("ev-retry"));
+    let model = format!(
+        "mock-flaky:fails=1,status=500,retry_after_ms=50,key={}",
+        unique("ev-retry")
+    );
     listened(&gateway().base, &seen)
         .call_specific_model(&model, msgs("hi"), params(json!({})), opts(5_000, 2))
         .await
@@ -123,11 +136,18 @@ async fn events_failover_names_endpoint_and_key() {
             (EventType::Call, 2, true)
         ]
     );
-    assert!(events[0].endpoint.starts_with(&dead), "{}", events[0].endpoint);
+    assert!(
+        events[0].endpoint.starts_with(&dead),
+        "{}",
+        events[0].endpoint
+    );
     assert_eq!(events[0].code, Some("LLM_CONNECTION_ERROR"));
     assert!(events[1].endpoint.starts_with(&gateway().base));
     let text = format!("{events:?}");
-    assert!(!text.contains("sk-dead-secret") && !text.contains(KEY), "{text}");
+    assert!(
+        !text.contains("sk-dead-secret") && !text.contains(KEY),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -142,7 +162,10 @@ async fn events_stream_end_has_ttft_and_usage() {
         chunk.unwrap();
     }
     let events = seen.take();
-    let call = events.iter().find(|e| e.kind == EventType::Call).expect("call event");
+    let call = events
+        .iter()
+        .find(|e| e.kind == EventType::Call)
+        .expect("call event");
     assert_eq!(call.operation, "stream");
     assert!(call.ok);
     let ttft = call.ttft_ms.expect("time to first token");
@@ -155,13 +178,21 @@ async fn events_stream_abort_emits_call() {
     let seen = Seen::default();
     let client = listened(&gateway().base, &seen);
     let mut s = client
-        .stream("mock-stream-stall:after=2", msgs("hi"), params(json!({})), opts(5_000, 0))
+        .stream(
+            "mock-stream-stall:after=2",
+            msgs("hi"),
+            params(json!({})),
+            opts(5_000, 0),
+        )
         .await
         .unwrap();
     s.next().await.unwrap().unwrap();
     drop(s);
     let events = seen.take();
-    let call = events.iter().find(|e| e.kind == EventType::Call).expect("call event");
+    let call = events
+        .iter()
+        .find(|e| e.kind == EventType::Call)
+        .expect("call event");
     assert_eq!(call.operation, "stream");
     assert_eq!(call.code, Some("ABORT_ERR"));
     assert!(!call.ok);
@@ -197,7 +228,10 @@ async fn events_listener_that_throws_never_breaks_the_call() {
     }
     let events = seen.take();
     assert!(claw_llm::remove_event_listener(id));
-    assert_eq!(events.iter().filter(|e| e.kind == EventType::Call).count(), 3);
+    assert_eq!(
+        events.iter().filter(|e| e.kind == EventType::Call).count(),
+        3
+    );
 }
 
 #[tokio::test]
@@ -208,12 +242,20 @@ async fn stats_after_known_mix() {
     let mut tokens = 0;
     for _ in 0..4 {
         let r = client
-            .call_specific_model(&ok, msgs("one two three"), params(json!({})), opts(5_000, 0))
+            .call_specific_model(
+                &ok,
+                msgs("one two three"),
+                params(json!({})),
+                opts(5_000, 0),
+            )
             .await
             .unwrap();
         tokens += r["usage"]["total_tokens"].as_u64().unwrap();
     }
-    let flaky = format!("mock-flaky:fails=2,status=503,retry_after_ms=1,key={}", unique("st-fl"));
+    let flaky = format!(
+        "mock-flaky:fails=2,status=503,retry_after_ms=1,key={}",
+        unique("st-fl")
+    );
     client
         .call_specific_model(&flaky, msgs("hi"), params(json!({})), opts(5_000, 2))
         .await
@@ -260,9 +302,15 @@ async fn metrics_text_parses_as_prometheus() {
         .find(|s| s.metric == "claw_llm_calls_total" && s.labels.get("model") == Some(ok.as_str()))
         .expect("calls sample");
     assert!(matches!(calls.value, prometheus_parse::Value::Counter(n) if n == 1.0));
-    assert!(scrape.samples.iter().any(|s| s.metric == "claw_llm_call_duration_seconds"
-        && s.labels.get("model") == Some(ok.as_str())));
-    assert!(scrape.samples.iter().all(|s| s.metric.starts_with("claw_llm_")));
+    assert!(scrape
+        .samples
+        .iter()
+        .any(|s| s.metric == "claw_llm_call_duration_seconds"
+            && s.labels.get("model") == Some(ok.as_str())));
+    assert!(scrape
+        .samples
+        .iter()
+        .all(|s| s.metric.starts_with("claw_llm_")));
 }
 
 // ---- OpenTelemetry, against the mock's OTLP receiver ----
@@ -323,19 +371,38 @@ async fn otel_span_has_genai_attributes_and_parent() {
     assert_eq!(a["gen_ai.provider.name"], "openai");
     assert_eq!(a["gen_ai.response.model"], reply["model"]);
     assert_eq!(a["gen_ai.response.id"], reply["id"]);
-    assert_eq!(a["gen_ai.usage.input_tokens"], reply["usage"]["prompt_tokens"]);
-    assert_eq!(a["gen_ai.usage.output_tokens"], reply["usage"]["completion_tokens"]);
+    assert_eq!(
+        a["gen_ai.usage.input_tokens"],
+        reply["usage"]["prompt_tokens"]
+    );
+    assert_eq!(
+        a["gen_ai.usage.output_tokens"],
+        reply["usage"]["completion_tokens"]
+    );
     assert_eq!(a["gen_ai.response.finish_reasons"], json!(["stop"]));
     assert_eq!(a["server.address"], "127.0.0.1");
-    assert!(a.get("gen_ai.input.messages").is_none(), "content captured: {a}");
+    assert!(
+        a.get("gen_ai.input.messages").is_none(),
+        "content captured: {a}"
+    );
     assert_eq!(s["events"][0]["name"], "attempt");
-    assert_eq!(s["events"][0]["attributes"]["http.response.status_code"], 200);
+    assert_eq!(
+        s["events"][0]["attributes"]["http.response.status_code"],
+        200
+    );
     // The gateway got the span's own id as the parent of its work.
     let sent = requests_for(&model).await;
-    let header = sent[0]["headers"]["traceparent"].as_str().unwrap().to_string();
+    let header = sent[0]["headers"]["traceparent"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert_eq!(
         header,
-        format!("00-{}-{}-01", s["trace_id"].as_str().unwrap(), s["span_id"].as_str().unwrap())
+        format!(
+            "00-{}-{}-01",
+            s["trace_id"].as_str().unwrap(),
+            s["span_id"].as_str().unwrap()
+        )
     );
 }
 
@@ -358,13 +425,30 @@ async fn otel_content_only_when_capture_enabled() {
     let base = &gateway().base;
     let model = format!("mock-ok:tag={}", unique("otel-cap"));
     traced(base, true)
-        .call_specific_model(&model, msgs("say cheese"), params(json!({})), opts(5_000, 0))
+        .call_specific_model(
+            &model,
+            msgs("say cheese"),
+            params(json!({})),
+            opts(5_000, 0),
+        )
         .await
         .unwrap();
     let spans = spans_for(&model).await;
     let a = &spans[0]["attributes"];
-    assert!(a["gen_ai.input.messages"].as_str().unwrap().contains("say cheese"), "{a}");
-    assert!(a["gen_ai.output.messages"].as_str().unwrap().contains("echo: say cheese"), "{a}");
+    assert!(
+        a["gen_ai.input.messages"]
+            .as_str()
+            .unwrap()
+            .contains("say cheese"),
+        "{a}"
+    );
+    assert!(
+        a["gen_ai.output.messages"]
+            .as_str()
+            .unwrap()
+            .contains("echo: say cheese"),
+        "{a}"
+    );
 }
 
 #[tokio::test]
@@ -373,12 +457,20 @@ async fn otel_embeddings_span_and_stream_span() {
     let client = traced(base, false);
     let embed_model = format!("mock-embed:tag={}", unique("otel-emb"));
     client
-        .embed(&embed_model, json!(["a", "b"]), params(json!({})), opts(5_000, 0))
+        .embed(
+            &embed_model,
+            json!(["a", "b"]),
+            params(json!({})),
+            opts(5_000, 0),
+        )
         .await
         .unwrap();
     let spans = spans_for(&embed_model).await;
     assert_eq!(spans[0]["name"], format!("embeddings {embed_model}"));
-    assert_eq!(spans[0]["attributes"]["gen_ai.operation.name"], "embeddings");
+    assert_eq!(
+        spans[0]["attributes"]["gen_ai.operation.name"],
+        "embeddings"
+    );
     let stream_model = format!("mock-stream:tag={}", unique("otel-st"));
     let mut s = client
         .stream(&stream_model, msgs("hi"), params(json!({})), opts(5_000, 0))
@@ -387,7 +479,12 @@ async fn otel_embeddings_span_and_stream_span() {
     while s.next().await.is_some() {}
     let spans = spans_for(&stream_model).await;
     assert_eq!(spans[0]["name"], format!("chat {stream_model}"));
-    assert!(spans[0]["attributes"]["gen_ai.usage.output_tokens"].as_i64().unwrap() > 0);
+    assert!(
+        spans[0]["attributes"]["gen_ai.usage.output_tokens"]
+            .as_i64()
+            .unwrap()
+            > 0
+    );
 }
 
 #[tokio::test]
@@ -478,8 +575,16 @@ fn otel_spans_are_flushed_at_process_exit() {
         return;
     }
     let model = format!("mock-ok:tag={}", unique("otel-exit"));
-    let (out, _) = run_exit_child("otel_spans_are_flushed_at_process_exit", &gateway().base, &model);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (out, _) = run_exit_child(
+        "otel_spans_are_flushed_at_process_exit",
+        &gateway().base,
+        &model,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let spans = tokio::runtime::Runtime::new()
         .unwrap()
         .block_on(async { mock_get("/__mock/spans").await });
@@ -500,7 +605,11 @@ fn otel_exit_with_a_dead_collector_is_bounded() {
     let model = format!("mock-ok:tag={}", unique("otel-dead"));
     let hang = format!("{}/__gw/hang", gateway().base);
     let (out, took) = run_exit_child("otel_exit_with_a_dead_collector_is_bounded", &hang, &model);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // The exit waits at most claw_llm's 2 s bound for the collector (the rest is the child's
     // own start and call).
     assert!(took < Duration::from_secs(8), "exit took {took:?}");
