@@ -614,3 +614,34 @@ fn otel_exit_with_a_dead_collector_is_bounded() {
     // own start and call).
     assert!(took < Duration::from_secs(8), "exit took {took:?}");
 }
+
+#[tokio::test]
+async fn traceparent_without_a_collector_is_forwarded_as_given() {
+    let model = format!("mock-ok:tag={}", unique("tp-fwd"));
+    let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let mut p = params(json!({"traceparent": parent}));
+    let (o, _) = CallOptions::extract(&mut p).unwrap();
+    client()
+        .call_specific_model(
+            &model,
+            msgs("hi"),
+            p,
+            CallOptions {
+                timeout_ms: Some(5_000),
+                ..o
+            },
+        )
+        .await
+        .unwrap();
+    let sent = requests_for(&model).await;
+    assert_eq!(sent[0]["headers"]["traceparent"], parent);
+    assert!(
+        sent[0]["body"].get("traceparent").is_none(),
+        "sent in the body"
+    );
+    let mut bad = params(json!({"traceparent": "00-nope"}));
+    assert_eq!(
+        CallOptions::extract(&mut bad).unwrap_err().code(),
+        "LLM_CLIENT_CONFIG"
+    );
+}
