@@ -39,6 +39,12 @@ thread_local! {
     static DEPTH: Cell<usize> = const { Cell::new(0) };
 }
 
+/// Whether the interpreter is exiting (the exit hook ran): waits that would end by
+/// themselves later stop waiting, so their thread parks now.
+pub fn exiting() -> bool {
+    EXITING.load(Ordering::SeqCst)
+}
+
 fn must_park() -> bool {
     EXITING.load(Ordering::SeqCst) && !EXIT_THREAD.with(Cell::get)
 }
@@ -124,6 +130,7 @@ pub fn forked(what: &str) -> claw_llm::Error {
 pub fn _at_exit(py: Python<'_>) {
     EXIT_THREAD.with(|t| t.set(true));
     EXITING.store(true, Ordering::SeqCst);
+    crate::events::wake();
     let pid = std::process::id();
     if let Some((owner, token)) = SHUTDOWN
         .lock()
