@@ -5,6 +5,7 @@ Python's own."""
 
 from __future__ import annotations
 
+import gc
 import os
 import socket
 import subprocess
@@ -13,6 +14,7 @@ import textwrap
 import threading
 import time
 import uuid
+import weakref
 
 import pytest
 
@@ -257,6 +259,30 @@ def test_observability_never_shows_the_key(otlp):
         proc.wait(timeout=10)
     assert secret not in text
     assert ok in text and denied in text
+
+
+def test_call_listener_is_let_go_after_the_call_and_cannot_flush_from_inside(gateway):
+    flushed: list[bool] = []
+
+    class Listener:
+        def __call__(self, event: dict) -> None:
+            flushed.append(claw_llm.flush_events())
+
+    listener = Listener()
+    gone = weakref.ref(listener)
+    claw_llm.call_specific_model(unique("ok"), USER, on_event=listener)
+    with pytest.raises(claw_llm.ConfigError, match="traceparent"):
+        claw_llm.call_specific_model(unique("ok"), USER, on_event=listener, traceparent="00-bad")
+    del listener
+    # The core's event thread drops its copy of a listener just after delivering; the tag
+    # closes then, so give it a moment.
+    deadline = time.monotonic() + 5
+    while gone() is not None and time.monotonic() < deadline:
+        assert claw_llm.flush_events()
+        gc.collect()
+        time.sleep(0.01)
+    assert gone() is None  # both tags closed: the package holds no reference any more
+    assert flushed == [False, False]  # a listener cannot wait for its own thread
 
 
 def run_script(body: str, env: dict[str, str], timeout: float = 20.0) -> subprocess.CompletedProcess:
