@@ -13,6 +13,7 @@
 //! is never dropped (there is one per call or client), or its function would stay registered
 //! forever. The queue belongs to one pid, so a forked child starts with an empty one.
 
+use crate::errors::guard;
 use crate::lifecycle;
 use pyo3::prelude::*;
 use std::collections::VecDeque;
@@ -129,41 +130,46 @@ pub fn listener(tag: u64) -> impl Fn(&claw_llm::Event) + Send + Sync + 'static {
 /// Turns this binding's process-wide core listener on (the first Python listener) or off (the
 /// last one removed), so calls build no events while nobody listens.
 #[pyfunction]
-pub fn _events_global(enabled: bool) {
-    let mut id = lock(&GLOBAL_ID);
-    match (enabled, *id) {
-        (true, None) => {
-            *id = Some(claw_llm::add_event_listener(|event| {
-                push((GLOBAL_TAG, Some(event.to_json())))
-            }))
+pub fn _events_global(py: Python<'_>, enabled: bool) -> PyResult<()> {
+    guard(py, || {
+        let mut id = lock(&GLOBAL_ID);
+        match (enabled, *id) {
+            (true, None) => {
+                *id = Some(claw_llm::add_event_listener(|event| {
+                    push((GLOBAL_TAG, Some(event.to_json())))
+                }))
+            }
+            (false, Some(current)) => {
+                claw_llm::remove_event_listener(current);
+                *id = None;
+            }
+            _ => {}
         }
-        (false, Some(current)) => {
-            claw_llm::remove_event_listener(current);
-            *id = None;
-        }
-        _ => {}
-    }
+        Ok(())
+    })
 }
 
 /// The pump's wait: marks the previous batch delivered, then waits (GIL released) up to
 /// `timeout_ms` for items and returns them all (`[]` on timeout). At interpreter exit the
 /// thread parks instead of returning (see `lifecycle`).
 #[pyfunction]
-pub fn _events_wait(py: Python<'_>, timeout_ms: u64) -> Vec<Item> {
+pub fn _events_wait(py: Python<'_>, timeout_ms: u64) -> PyResult<Vec<Item>> {
     let s = shared();
-    lifecycle::detach(py, move || {
-        let mut q = lock(&s.queue);
-        q.delivered = q.taken;
-        s.delivered.notify_all();
-        let (mut q, _) = s
-            .ready
-            .wait_timeout_while(q, Duration::from_millis(timeout_ms), |q| {
-                q.items.is_empty() && !lifecycle::exiting()
-            })
-            .unwrap_or_else(PoisonError::into_inner);
-        let batch: Vec<Item> = q.items.drain(..).collect();
-        q.taken += batch.len() as u64;
-        batch
+    guard(py, || {
+        Ok(lifecycle::detach(py, move || {
+            let mut q = lock(&s.queue);
+            q.delivered = q.taken;
+            s.delivered.notify_all();
+            let (mut q, _) = s
+                .ready
+                .wait_timeout_while(q, Duration::from_millis(timeout_ms), |q| {
+                    q.items.is_empty() && !lifecycle::exiting()
+                })
+                .unwrap_or_else(PoisonError::into_inner);
+            let batch: Vec<Item> = q.items.drain(..).collect();
+            q.taken += batch.len() as u64;
+            batch
+        }))
     })
 }
 
@@ -172,19 +178,21 @@ pub fn _events_wait(py: Python<'_>, timeout_ms: u64) -> Vec<Item> {
 /// everything got through in time. Must not be called from the pump thread (it would wait
 /// for itself): the package answers `False` there without calling it.
 #[pyfunction]
-pub fn _events_flush(py: Python<'_>, timeout_ms: u64) -> bool {
+pub fn _events_flush(py: Python<'_>, timeout_ms: u64) -> PyResult<bool> {
     let s = shared();
-    lifecycle::detach(py, move || {
-        let deadline = Instant::now() + Duration::from_millis(timeout_ms);
-        if !claw_llm::flush_events(Duration::from_millis(timeout_ms)) {
-            return false;
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        let q = lock(&s.queue);
-        let (q, _) = s
-            .delivered
-            .wait_timeout_while(q, left, |q| !q.items.is_empty() || q.delivered < q.taken)
-            .unwrap_or_else(PoisonError::into_inner);
-        q.items.is_empty() && q.delivered == q.taken
+    guard(py, || {
+        Ok(lifecycle::detach(py, move || {
+            let deadline = Instant::now() + Duration::from_millis(timeout_ms);
+            if !claw_llm::flush_events(Duration::from_millis(timeout_ms)) {
+                return false;
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let q = lock(&s.queue);
+            let (q, _) = s
+                .delivered
+                .wait_timeout_while(q, left, |q| !q.items.is_empty() || q.delivered < q.taken)
+                .unwrap_or_else(PoisonError::into_inner);
+            q.items.is_empty() && q.delivered == q.taken
+        }))
     })
 }

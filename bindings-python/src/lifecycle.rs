@@ -11,6 +11,7 @@
 //! counting itself in: either the hook sees it counted and waits for it, or it sees the flag
 //! and parks. A thread that sees the flag on entry, or when its wait ends, parks for good with
 //! the GIL released (before any Rust frame could be on its stack while Python ends threads).
+//! The package's event pump waits here too; the hook wakes it so it parks at once.
 //!
 //! **Fork.** Requests run on the parent's runtime; a child inherits their memory but not the
 //! threads that would finish them. Every token handed out here belongs to one pid, and objects

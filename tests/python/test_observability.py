@@ -324,6 +324,24 @@ def test_events_reach_a_listener_in_a_forked_child(gateway):
     assert (out.returncode, out.stderr) == (0, ""), out.stderr
 
 
+def test_exit_with_the_event_thread_waiting_is_prompt_and_keeps_the_status(gateway):
+    started = time.monotonic()
+    out = run_script(
+        """
+        import sys, claw_llm
+        claw_llm.add_event_listener(lambda event: None)
+        claw_llm.call_specific_model("mock-ok", [{"role": "user", "content": "hi"}])
+        assert claw_llm.flush_events()
+        sys.exit(3)
+        """,
+        {"LLM_BASE_URL": gateway.url, "LLM_API_KEY": KEY},
+    )
+    assert (out.returncode, out.stderr) == (3, ""), out.stderr
+    # The exit hook wakes the waiting thread, which parks: no wait for its timeout or the
+    # hook's grace period.
+    assert time.monotonic() - started < 1.5
+
+
 def test_exit_with_a_dead_collector_is_bounded(gateway):
     # A collector that accepts connections and never answers.
     server = socket.socket()
