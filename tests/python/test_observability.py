@@ -285,6 +285,41 @@ def test_call_listener_is_let_go_after_the_call_and_cannot_flush_from_inside(gat
     assert flushed == [False, False]  # a listener cannot wait for its own thread
 
 
+async def test_async_calls_embeddings_and_models_take_on_event(gateway):
+    rec = Recorder()
+    client = claw_llm.Client(base_url=gateway.url, api_key=KEY)
+    await client.acall_specific_model(unique("ok"), USER, on_event=rec)
+    await claw_llm.aembed(unique("embed"), ["a", "b"], on_event=rec)
+    await client.alist_models(on_event=rec)
+    calls = [(e["operation"], e["ok"]) for e in rec.got() if e["type"] == "call"]
+    assert calls == [("chat", True), ("embeddings", True), ("models", True)]
+
+
+def test_a_stuck_listener_drops_and_counts_instead_of_delaying_calls(gateway):
+    release = threading.Event()
+    model = unique("ok")
+
+    def stuck(event: dict) -> None:
+        release.wait(30)
+
+    claw_llm.add_event_listener(stuck)
+    try:
+        client = claw_llm.Client(base_url=gateway.url, api_key=KEY)
+        before = claw_llm.stats()["dropped_events"]
+        started = time.monotonic()
+        # Two events per call; the package queues 4096 before it drops.
+        for i in range(2100):
+            client.call_specific_model(model, USER)
+            if i % 64 == 0 and claw_llm.stats()["dropped_events"] > before:
+                break
+        assert claw_llm.stats()["dropped_events"] > before
+        assert time.monotonic() - started < 20
+    finally:
+        release.set()
+        assert claw_llm.remove_event_listener(stuck)
+    assert claw_llm.flush_events(10.0)
+
+
 def run_script(body: str, env: dict[str, str], timeout: float = 20.0) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(body)],
