@@ -9,7 +9,7 @@ use crate::client::NativeClient;
 use crate::errors::{guard, to_pyerr, Failure};
 use crate::notify::{Handle, Notifier};
 use crate::task::{self, Outcome, TaskResult};
-use crate::{env, lifecycle, logs};
+use crate::{env, events, lifecycle, logs};
 use claw_llm::{CallOptions, Client, Error};
 use pyo3::prelude::*;
 use pyo3::types::PyString;
@@ -81,6 +81,18 @@ fn model_arg(model: &Bound<'_, PyAny>) -> Result<String, Error> {
     }
 }
 
+/// Takes the package's `onEvent` (the tag of the call's Python listener) out of the options;
+/// the core never sees the key.
+fn on_event(params: &mut Map<String, Value>) -> Result<Option<claw_llm::Listener>, Error> {
+    match params.shift_remove("onEvent") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .map(|tag| Some(claw_llm::Listener::new(events::listener(tag))))
+            .ok_or_else(|| Error::config(format!("onEvent must be a listener tag, got {v}"))),
+    }
+}
+
 /// Builds the request; every failure is a config error, logged like a failed call.
 fn prepare(
     py: Python<'_>,
@@ -89,6 +101,10 @@ fn prepare(
     payload: &str,
     kind: u8,
 ) -> PyResult<Result<Request, Error>> {
+    // First, so the call's listener exists (and closes its tag when dropped) whatever fails.
+    let parsed = serde_json::from_str::<Map<String, Value>>(payload)
+        .map_err(|e| Error::config(format!("the request cannot be encoded as JSON: {e}")))
+        .and_then(|mut params| on_event(&mut params).map(|listener| (params, listener)));
     let model_name = model_arg(model);
     let log_name = model_name.as_deref().unwrap_or("").to_string();
     let client = match client {
@@ -99,17 +115,17 @@ fn prepare(
         },
     };
     let built = (|| {
+        let (mut params, listener) = parsed?;
         let model = model_name?;
         let kind = Kind::from_u8(kind)?;
-        let mut params: Map<String, Value> = serde_json::from_str(payload)
-            .map_err(|e| Error::config(format!("the request cannot be encoded as JSON: {e}")))?;
         let key = if kind == Kind::Chat {
             "messages"
         } else {
             "input"
         };
         let payload = params.remove(key).unwrap_or(Value::Null);
-        let (opts, stream) = CallOptions::extract(&mut params)?;
+        let (mut opts, stream) = CallOptions::extract(&mut params)?;
+        opts.on_event = listener;
         if stream && kind != Kind::Chat {
             return Err(Error::config(
                 "stream is only supported for chat completions",

@@ -55,12 +55,17 @@ fn count(name: &str, v: Option<&Bound<'_, PyAny>>, max: u64) -> Result<Option<u6
     })
 }
 
+/// A client's event listener, as the configuration builder takes it.
+type OnEvent = Box<dyn Fn(&claw_llm::Event) + Send + Sync>;
+
 /// The embeddings-batch and reasoning settings of `claw_llm.Client(...)`.
 struct Extra<'a, 'py> {
     batch_size: Option<&'a Bound<'py, PyAny>>,
     concurrency: Option<&'a Bound<'py, PyAny>>,
     send_dims: Option<bool>,
     reasoning: Option<String>,
+    /// The client's `on_event`, already a core listener so its tag closes whatever fails.
+    on_event: Option<OnEvent>,
 }
 
 /// `fallbacks` (as `(base_url, api_key)` pairs), `api_keys`, `fallback_models` and the breaker
@@ -160,6 +165,9 @@ fn build(
         if let Some(v) = extra.reasoning {
             b = b.reasoning(claw_llm::Reasoning::parse(&v)?);
         }
+        if let Some(listener) = extra.on_event {
+            b = b.on_event(listener);
+        }
         if let Some(v) = tls.ca_bundle {
             b = b.ca_bundle(v);
         }
@@ -208,7 +216,7 @@ impl NativeClient {
         log_level=None, max_response_bytes=None, embedding_batch_size=None,
         embedding_concurrency=None, send_embedding_dims=None, reasoning=None, ca_bundle=None,
         client_cert=None, client_key=None, fallbacks=None, api_keys=None, fallback_models=None,
-        breaker_failures=None, breaker_cooldown_ms=None))]
+        breaker_failures=None, breaker_cooldown_ms=None, on_event=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -235,8 +243,10 @@ impl NativeClient {
         fallback_models: Option<Vec<String>>,
         breaker_failures: Option<&Bound<'_, PyAny>>,
         breaker_cooldown_ms: Option<&Bound<'_, PyAny>>,
+        on_event: Option<u64>,
     ) -> PyResult<Self> {
         guard(py, || {
+            let on_event = on_event.map(|tag| Box::new(crate::events::listener(tag)) as OnEvent);
             let built = build(
                 py,
                 base_url,
@@ -255,6 +265,7 @@ impl NativeClient {
                     concurrency: embedding_concurrency,
                     send_dims: send_embedding_dims,
                     reasoning,
+                    on_event,
                 },
                 TlsOptions {
                     ca_bundle,

@@ -8,6 +8,7 @@
 //! * asyncio calls complete through a per-loop socket the loop watches ([`notify`]);
 //! * a stream is read ahead by a pump task into a buffer Python takes whole ([`stream`]);
 //! * bodies are parsed off the GIL and built into Python objects directly ([`convert`]);
+//! * events are queued for a Python thread of the package that calls the listeners ([`events`]);
 //! * log lines are queued and written to the `claw_llm` logger when a call settles ([`logs`]);
 //! * every entry point catches panics and raises `claw_llm.LLMClientError` ([`errors`]).
 //!
@@ -19,9 +20,11 @@ mod convert;
 mod doctor;
 mod env;
 mod errors;
+mod events;
 mod lifecycle;
 mod logs;
 mod notify;
+mod observe;
 mod runtime;
 mod stream;
 mod task;
@@ -63,6 +66,13 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(lifecycle::_after_fork_in_child, m)?)?;
     m.add_function(wrap_pyfunction!(doctor::doctor, m)?)?;
     m.add_function(wrap_pyfunction!(breaker_state_json, m)?)?;
+    m.add_function(wrap_pyfunction!(events::_events_global, m)?)?;
+    m.add_function(wrap_pyfunction!(events::_events_wait, m)?)?;
+    m.add_function(wrap_pyfunction!(events::_events_flush, m)?)?;
+    m.add_function(wrap_pyfunction!(observe::stats_json, m)?)?;
+    m.add_function(wrap_pyfunction!(observe::reset_stats, m)?)?;
+    m.add_function(wrap_pyfunction!(observe::metrics_text, m)?)?;
+    m.add_function(wrap_pyfunction!(observe::flush_telemetry, m)?)?;
     #[cfg(feature = "test-panic")]
     m.add_function(wrap_pyfunction!(call::_force_panic_for_tests, m)?)?;
     m.add_class::<client::NativeClient>()?;

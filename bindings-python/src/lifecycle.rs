@@ -11,6 +11,7 @@
 //! counting itself in: either the hook sees it counted and waits for it, or it sees the flag
 //! and parks. A thread that sees the flag on entry, or when its wait ends, parks for good with
 //! the GIL released (before any Rust frame could be on its stack while Python ends threads).
+//! The package's event pump waits here too; the hook wakes it so it parks at once.
 //!
 //! **Fork.** Requests run on the parent's runtime; a child inherits their memory but not the
 //! threads that would finish them. Every token handed out here belongs to one pid, and objects
@@ -37,6 +38,12 @@ thread_local! {
     static EXIT_THREAD: Cell<bool> = const { Cell::new(false) };
     /// Entry points of the module on this thread's stack.
     static DEPTH: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Whether the interpreter is exiting (the exit hook ran): waits that would end by
+/// themselves later stop waiting, so their thread parks now.
+pub fn exiting() -> bool {
+    EXITING.load(Ordering::SeqCst)
 }
 
 fn must_park() -> bool {
@@ -124,6 +131,7 @@ pub fn forked(what: &str) -> claw_llm::Error {
 pub fn _at_exit(py: Python<'_>) {
     EXIT_THREAD.with(|t| t.set(true));
     EXITING.store(true, Ordering::SeqCst);
+    crate::events::wake();
     let pid = std::process::id();
     if let Some((owner, token)) = SHUTDOWN
         .lock()

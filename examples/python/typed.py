@@ -68,11 +68,31 @@ async def ask_async(model: str) -> str:
     return "".join(parts)
 
 
+def observe(model: str) -> int:
+    """Events, stats and Prometheus text, typed: an event is a ``claw_llm.Event`` dict."""
+    totals: list[int] = []
+
+    @claw_llm.add_event_listener
+    def on_call(event: claw_llm.Event) -> None:
+        if event["type"] == "call" and event["usage"] is not None:
+            totals.append(event["usage"]["total_tokens"])
+
+    claw_llm.call_specific_model(model, MESSAGES, on_event=lambda e: print(e["attempt"], e["ms"]))
+    claw_llm.flush_events(timeout=5.0)
+    claw_llm.remove_event_listener(on_call)
+    stats = claw_llm.stats()
+    assert_type(stats, claw_llm.Stats)
+    p95: float = stats["models"][model]["latency_ms"]["p95"]
+    print("p95 ms:", p95, "metrics bytes:", len(claw_llm.metrics_text()))
+    return sum(totals)
+
+
 def main() -> int:
     try:
         print("plain:", ask("qwen-plus"))
         print("stream:", stream_text("qwen-plus"))
         print("async:", asyncio.run(ask_async("qwen-plus")))
+        print("tokens:", observe("qwen-plus"))
     except claw_llm.LLMClientError as e:
         print(f"failed: {e.code}: {e}")
         return 1

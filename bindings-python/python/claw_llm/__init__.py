@@ -22,7 +22,9 @@ Configuration comes from the environment, read at every call of the free functio
     >>> reply = await claw_llm.acall_specific_model("qwen-plus", messages)
 
 Errors are :class:`LLMClientError` subclasses with a stable ``code``; see ``claw_llm._errors``.
-Log lines go to ``logging.getLogger("claw_llm")``. ``claw_llm.mem0`` plugs the client into mem0.
+Log lines go to ``logging.getLogger("claw_llm")``. Every call reports events (``on_event=``,
+:func:`add_event_listener`), per-model numbers (:func:`stats`, :func:`metrics_text`) and, with
+``OTEL_EXPORTER_OTLP_ENDPOINT`` set, OpenTelemetry spans (``traceparent=`` joins a trace). ``claw_llm.mem0`` plugs the client into mem0.
 """
 
 from __future__ import annotations
@@ -55,11 +57,14 @@ _refuse_subinterpreters()
 # The package's imports, after the check above.
 import asyncio
 import atexit
+import itertools
 import json
+import logging
 import os
+import threading
 import weakref
 from collections import deque
-from typing import Any, Callable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterator, Literal, Mapping, Sequence, TypedDict
 
 
 from . import _errors, _native
@@ -97,6 +102,18 @@ __all__ = [
     "list_models",
     "alist_models",
     "breaker_state",
+    "add_event_listener",
+    "remove_event_listener",
+    "flush_events",
+    "stats",
+    "reset_stats",
+    "metrics_text",
+    "flush_telemetry",
+    "Event",
+    "Usage",
+    "Stats",
+    "ModelStats",
+    "Latency",
     "Client",
     "Reply",
     "Stream",
@@ -139,7 +156,18 @@ def _payload(
     try:
         return _encode(params)
     except (TypeError, ValueError) as e:
+        _tagged.pop(params.get("onEvent"), None)  # no native listener will ever close it
         raise ConfigError(f"the request cannot be encoded as JSON: {e}") from None
+
+
+def _observed(params: dict[str, Any], on_event: Callable[..., object] | None, traceparent: str | None) -> dict[str, Any]:
+    """``on_event=`` (as the tag of its listener) and ``traceparent=`` under the names the core
+    takes out of the request (neither is sent in the body)."""
+    if traceparent is not None:
+        params["traceparent"] = traceparent
+    if on_event is not None:
+        params["onEvent"] = _listen(on_event)
+    return params
 
 
 # ---------------------------------------------------------------------------------------
@@ -292,6 +320,228 @@ class AsyncStream:
 
 
 # ---------------------------------------------------------------------------------------
+# Observability: events, stats, Prometheus text, OpenTelemetry spans. The core calls its
+# listeners on a thread of its own that never runs Python: the native side queues each event
+# for one daemon thread of this package (the pump), which calls the Python listeners (see
+# bindings-python/src/events.rs).
+
+
+class Usage(TypedDict):
+    """Token counts as the gateway reported them."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class Event(TypedDict):
+    """What a listener receives: one HTTP attempt (``type == "attempt"``) or one finished call
+    (``type == "call"``: a completion, a stream when it ends, fails or is aborted, the
+    embeddings of all its batches, or the models list). Never holds a key."""
+
+    type: Literal["attempt", "call"]
+    operation: Literal["chat", "stream", "embeddings", "models"]
+    model: str | None
+    endpoint: str
+    attempt: int
+    key_index: int | None
+    status: int | None
+    code: str | None
+    message: str | None
+    ok: bool
+    ms: float
+    ttft_ms: float | None
+    request_id: str | None
+    usage: Usage | None
+    retry_delay_ms: int | None
+
+
+class Latency(TypedDict):
+    """Call latency percentiles, in milliseconds (0 before the first call)."""
+
+    p50: float
+    p95: float
+    p99: float
+
+
+class ModelStats(TypedDict):
+    """One model's numbers since the process started (or :func:`reset_stats`)."""
+
+    calls: int
+    failures: dict[str, int]
+    retries: int
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    latency_ms: Latency
+
+
+class Stats(TypedDict):
+    """What :func:`stats` returns."""
+
+    models: dict[str, ModelStats]
+    dropped_events: int
+
+
+_Listener = Callable[[Event], object]
+
+_log = logging.getLogger("claw_llm")
+# The pump waits this long per native call; interpreter exit wakes it at once.
+_PUMP_WAIT_MS = 60_000
+_GLOBAL_TAG = 0
+# The process-wide listeners, replaced (never mutated) so the pump iterates a stable tuple.
+_global_listeners: tuple[_Listener, ...] = ()
+# A call's or a client's listener by tag; the native side closes a tag (and it is forgotten
+# here) once the call or client is gone and its last event was delivered.
+_tagged: dict[int, _Listener] = {}
+_next_tag = itertools.count(1)
+_lock = threading.Lock()
+_pump_thread: threading.Thread | None = None
+
+
+def _pump() -> None:
+    wait = _native._events_wait
+    while True:
+        for tag, text in wait(_PUMP_WAIT_MS):
+            _deliver(tag, text)
+
+
+def _deliver(tag: int, text: str | None) -> None:
+    if text is None:
+        _tagged.pop(tag, None)
+        return
+    if tag == _GLOBAL_TAG:
+        listeners: Sequence[_Listener | None] = _global_listeners
+    else:
+        listeners = (_tagged.get(tag),)
+    for listener in listeners:
+        if listener is None:
+            continue
+        try:
+            listener(_loads(text))
+        except BaseException:
+            # A listener's failure is its own: the call, the next listener and the next event
+            # are not affected. It is logged, with its traceback, to the `claw_llm` logger.
+            _log.exception("claw_llm: an event listener raised (ignored): %r", listener)
+
+
+def _start_pump() -> None:
+    """Starts the pump thread once per process, when the first listener is registered."""
+    global _pump_thread
+    with _lock:
+        if _pump_thread is None:
+            _pump_thread = threading.Thread(target=_pump, name="claw-llm-events", daemon=True)
+            _pump_thread.start()
+
+
+def _checked(listener: Any, what: str) -> _Listener:
+    if not callable(listener):
+        raise ConfigError(f"{what} must be callable, got {type(listener).__name__}")
+    return listener  # type: ignore[no-any-return]
+
+
+def _listen(listener: Any) -> int:
+    """Registers a call's or a client's ``on_event`` and returns its tag."""
+    tag = next(_next_tag)
+    _tagged[tag] = _checked(listener, "on_event")
+    _start_pump()
+    return tag
+
+
+def add_event_listener(listener: _Listener) -> _Listener:
+    """Calls ``listener(event)`` for every attempt and every finished call of the process
+    (free functions and every client); returns ``listener``, so it also works as a decorator::
+
+        @claw_llm.add_event_listener
+        def log_call(event):
+            if event["type"] == "call":
+                print(event["model"], event["ok"], event["ms"], event["usage"])
+
+    ``event`` is an :class:`Event` dict. Listeners run on one daemon thread of this package,
+    never on the caller's, in the order events happened; a slow listener delays only later
+    events (beyond 4096 waiting, new ones are dropped and counted in ``stats()``), and one that
+    raises is logged with ``logging.getLogger("claw_llm").exception`` and otherwise ignored.
+    A call or client can also take its own listener: ``on_event=``.
+    """
+    global _global_listeners
+    listener = _checked(listener, "listener")
+    with _lock:
+        first = not _global_listeners
+        _global_listeners = (*_global_listeners, listener)
+        if first:
+            _native._events_global(True)
+    _start_pump()
+    return listener
+
+
+def remove_event_listener(listener: _Listener) -> bool:
+    """Removes a listener added with :func:`add_event_listener` (one registration of it);
+    ``False`` when it was not registered."""
+    global _global_listeners
+    with _lock:
+        found = next((i for i, f in enumerate(_global_listeners) if f == listener), None)
+        if found is None:
+            return False
+        _global_listeners = _global_listeners[:found] + _global_listeners[found + 1 :]
+        if not _global_listeners:
+            _native._events_global(False)
+    return True
+
+
+def _timeout_ms(timeout: float) -> int:
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout >= 0:
+        raise ConfigError(f"timeout must be a non-negative number of seconds, got {timeout!r}")
+    return int(min(timeout, 86_400.0) * 1000)
+
+
+def flush_events(timeout: float = 5.0) -> bool:
+    """Waits until every event so far has reached its listeners, at most ``timeout`` seconds;
+    ``True`` when all did. Tests and short scripts call it before reading what listeners got.
+    Called from inside a listener it cannot wait for itself and returns ``False`` at once."""
+    ms = _timeout_ms(timeout)
+    if threading.current_thread() is _pump_thread:
+        return False
+    return _native._events_flush(ms)
+
+
+def stats() -> Stats:
+    """Usage per model since the process started (or :func:`reset_stats`), every call of the
+    process counted, listener or not::
+
+        {"models": {"qwen-plus": {"calls": 4, "failures": {"LLM_HTTP_ERROR": 1}, "retries": 2,
+          "prompt_tokens": 40, "completion_tokens": 12, "total_tokens": 52,
+          "latency_ms": {"p50": 180.2, "p95": 420.0, "p99": 420.0}}},
+         "dropped_events": 0}
+
+    ``retries`` counts attempts beyond the first (retries and failovers); ``failures`` is by
+    error code; ``dropped_events`` counts events listeners never got because they fell behind.
+    """
+    return _loads(_native.stats_json())  # type: ignore[no-any-return]
+
+
+def reset_stats() -> None:
+    """Forgets what :func:`stats` and :func:`metrics_text` report (e.g. between tests)."""
+    _native.reset_stats()
+
+
+def metrics_text() -> str:
+    """The numbers of :func:`stats` in the Prometheus text format, for a ``/metrics`` route:
+    ``claw_llm_calls_total``, ``claw_llm_failures_total``, ``claw_llm_retries_total``, token
+    counters and the ``claw_llm_call_duration_seconds`` summary, labelled by ``model``."""
+    return _native.metrics_text()
+
+
+def flush_telemetry(timeout: float = 2.0) -> bool:
+    """Exports the OpenTelemetry spans still queued, waiting at most ``timeout`` seconds;
+    ``True`` when all went out in time. Spans are on when ``OTEL_EXPORTER_OTLP_ENDPOINT`` (or
+    ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``) is set and ``LLM_OTEL`` is not ``off``; one
+    ``chat <model>`` / ``embeddings <model>`` span per call (GenAI semantic conventions,
+    messages only with ``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true``). Interpreter
+    exit flushes by itself (bounded), so scripts need not call it."""
+    return _native.flush_telemetry(_timeout_ms(timeout))
+
+
+# ---------------------------------------------------------------------------------------
 # asyncio plumbing: no Rust task ever calls into Python. Each event loop watches one native
 # Notifier (a socket the runtime writes a byte to when results are ready); its callback
 # drains the finished results and resolves the futures by id.
@@ -324,8 +574,14 @@ _waiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopWaiter] = (
 
 def _after_fork_in_child() -> None:
     """In a forked child: the calls pending on an event loop ran on the parent's runtime and
-    will never finish here, so their awaits fail at once; later calls get a fresh notifier."""
+    will never finish here, so their awaits fail at once; later calls get a fresh notifier.
+    The event pump did not survive the fork: it starts again (now, when listeners exist)."""
+    global _lock, _pump_thread
     _native._after_fork_in_child()
+    _lock = threading.Lock()  # another thread may have held it at the fork
+    _pump_thread = None
+    if _global_listeners or _tagged:
+        _start_pump()
     waiters = list(_waiters.values())
     _waiters.clear()
     for waiter in waiters:
@@ -337,9 +593,16 @@ def _after_fork_in_child() -> None:
         waiter.pending.clear()
 
 
-# Interpreter exit cancels the requests in flight and keeps threads still waiting on one from
-# re-entering Python during finalization (see bindings-python/src/lifecycle.rs).
-atexit.register(_native._at_exit)
+def _at_exit() -> None:
+    """Interpreter exit: exports the spans still queued (at most 2 s; the core flushes again,
+    bounded, when the process ends), then cancels the requests in flight and keeps threads
+    still waiting on one, the event pump included, from re-entering Python during finalization
+    (see bindings-python/src/lifecycle.rs)."""
+    _native.flush_telemetry(2000)
+    _native._at_exit()
+
+
+atexit.register(_at_exit)
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
@@ -435,12 +698,12 @@ async def _aembed(client, kind, model, input, dimensions, timeout_ms, max_retrie
     return _reply(await _submit(lambda n: _native.start(n, client, model, payload, kind)))
 
 
-def _models(client, timeout_ms, max_retries, headers):
-    return _native.call(client, None, _payload("input", None, {}, timeout_ms, max_retries, None, headers), _MODELS)
+def _models(client, timeout_ms, max_retries, headers, params):
+    return _native.call(client, None, _payload("input", None, params, timeout_ms, max_retries, None, headers), _MODELS)
 
 
-async def _amodels(client, timeout_ms, max_retries, headers):
-    payload = _payload("input", None, {}, timeout_ms, max_retries, None, headers)
+async def _amodels(client, timeout_ms, max_retries, headers, params):
+    payload = _payload("input", None, params, timeout_ms, max_retries, None, headers)
     return await _submit(lambda n: _native.start(n, client, None, payload, _MODELS))
 
 
@@ -483,13 +746,17 @@ def list_models(
     timeout_ms: float | None = None,
     max_retries: int | None = None,
     headers: Mapping[str, str] | None = None,
+    on_event: Callable[[Event], object] | None = None,
+    traceparent: str | None = None,
 ) -> dict[str, Any]:
     """Lists the gateway's models (``GET {base}/models``, same URL rules as chat) and returns
     its JSON as is, e.g. ``{"object": "list", "data": [{"id": "qwen-plus", ...}]}``::
 
         ids = [m["id"] for m in claw_llm.list_models()["data"]]
+
+    ``on_event=`` and ``traceparent=`` as for :func:`call_specific_model`.
     """
-    return _models(None, timeout_ms, max_retries, headers)
+    return _models(None, timeout_ms, max_retries, headers, _observed({}, on_event, traceparent))
 
 
 async def alist_models(
@@ -497,9 +764,11 @@ async def alist_models(
     timeout_ms: float | None = None,
     max_retries: int | None = None,
     headers: Mapping[str, str] | None = None,
+    on_event: Callable[[Event], object] | None = None,
+    traceparent: str | None = None,
 ) -> dict[str, Any]:
     """The asyncio form of :func:`list_models`."""
-    return await _amodels(None, timeout_ms, max_retries, headers)
+    return await _amodels(None, timeout_ms, max_retries, headers, _observed({}, on_event, traceparent))
 
 
 def call_specific_model(
@@ -511,6 +780,8 @@ def call_specific_model(
     idle_timeout_ms: float | None = None,
     headers: Mapping[str, str] | None = None,
     stream: bool = False,
+    on_event: Callable[[Event], object] | None = None,
+    traceparent: str | None = None,
     **params: Any,
 ) -> Any:
     """Sends a chat completion to the gateway configured by the environment.
@@ -526,6 +797,12 @@ def call_specific_model(
         idle_timeout_ms: for a stream, the longest gap between two reads (default: the timeout).
         headers: extra request headers.
         stream: ``True`` returns a :class:`Stream` once the response head arrived.
+        on_event: receives this call's events (:class:`Event` dicts: one per attempt, then
+            one for the call), on the package's event thread; see :func:`add_event_listener`.
+        traceparent: the caller's W3C trace context (``"00-<trace id>-<span id>-<flags>"``):
+            the call's OpenTelemetry span is its child, and the gateway gets a ``traceparent``
+            header (this one when no collector is set); not sent in the body. Malformed:
+            ``ConfigError``.
         **params: ``fallback_models=[...]`` (models tried in order when this one keeps failing,
             else ``LLM_FALLBACK_MODELS``; not sent); everything else is passed to the gateway
             untouched (temperature, max_tokens, tools, response_format, vendor fields, ...).
@@ -548,7 +825,7 @@ def call_specific_model(
     The environment is read at every call; the GIL is released while the request runs and
     Ctrl-C cancels it.
     """
-    return _chat(None, model, messages, timeout_ms, max_retries, idle_timeout_ms, headers, stream, params)
+    return _chat(None, model, messages, timeout_ms, max_retries, idle_timeout_ms, headers, stream, _observed(params, on_event, traceparent))
 
 
 async def acall_specific_model(
@@ -560,6 +837,8 @@ async def acall_specific_model(
     idle_timeout_ms: float | None = None,
     headers: Mapping[str, str] | None = None,
     stream: bool = False,
+    on_event: Callable[[Event], object] | None = None,
+    traceparent: str | None = None,
     **params: Any,
 ) -> Any:
     """The asyncio form of :func:`call_specific_model`.
@@ -574,7 +853,7 @@ async def acall_specific_model(
 
     Cancelling the awaiting task cancels the HTTP request.
     """
-    return await _achat(None, model, messages, timeout_ms, max_retries, idle_timeout_ms, headers, stream, params)
+    return await _achat(None, model, messages, timeout_ms, max_retries, idle_timeout_ms, headers, stream, _observed(params, on_event, traceparent))
 
 
 def embed(
@@ -585,6 +864,8 @@ def embed(
     timeout_ms: float | None = None,
     max_retries: int | None = None,
     headers: Mapping[str, str] | None = None,
+    on_event: Callable[[Event], object] | None = None,
+    traceparent: str | None = None,
     **params: Any,
 ) -> dict[str, Any]:
     """Creates embeddings for a string or a list of strings; returns the gateway's JSON.
@@ -595,10 +876,12 @@ def embed(
     ``batch_size=`` (else ``EMBEDDING_BATCH_SIZE``, else the model's known limit, e.g. 10 for
     DashScope ``text-embedding-v4``, else 2048) is sent in several requests, at most
     ``EMBEDDING_CONCURRENCY`` (4) at a time, and merged into one reply in input order.
+    ``on_event=`` and ``traceparent=`` as for :func:`call_specific_model` (one call event for
+    all the batches).
 
         claw_llm.embed("text-embedding-v4", ["a", "b"], dimensions=1024)["data"][1]["embedding"]
     """
-    return _embed(None, _EMBED, model, input, dimensions, timeout_ms, max_retries, headers, params)
+    return _embed(None, _EMBED, model, input, dimensions, timeout_ms, max_retries, headers, _observed(params, on_event, traceparent))
 
 
 async def aembed(
@@ -609,10 +892,12 @@ async def aembed(
     timeout_ms: float | None = None,
     max_retries: int | None = None,
     headers: Mapping[str, str] | None = None,
+    on_event: Callable[[Event], object] | None = None,
+    traceparent: str | None = None,
     **params: Any,
 ) -> dict[str, Any]:
     """The asyncio form of :func:`embed`."""
-    return await _aembed(None, _EMBED, model, input, dimensions, timeout_ms, max_retries, headers, params)
+    return await _aembed(None, _EMBED, model, input, dimensions, timeout_ms, max_retries, headers, _observed(params, on_event, traceparent))
 
 
 def embed_vectors(
@@ -623,13 +908,15 @@ def embed_vectors(
     timeout_ms: float | None = None,
     max_retries: int | None = None,
     headers: Mapping[str, str] | None = None,
+    on_event: Callable[[Event], object] | None = None,
+    traceparent: str | None = None,
     **params: Any,
 ) -> list[list[float]]:
     """Like :func:`embed` but returns just the vectors, one per input, in input order.
 
         [vec] = claw_llm.embed_vectors(None, "hello")  # EMBEDDING_MODEL_ID
     """
-    return _embed(None, _VECTORS, model, input, dimensions, timeout_ms, max_retries, headers, params)
+    return _embed(None, _VECTORS, model, input, dimensions, timeout_ms, max_retries, headers, _observed(params, on_event, traceparent))
 
 
 async def aembed_vectors(
@@ -640,10 +927,12 @@ async def aembed_vectors(
     timeout_ms: float | None = None,
     max_retries: int | None = None,
     headers: Mapping[str, str] | None = None,
+    on_event: Callable[[Event], object] | None = None,
+    traceparent: str | None = None,
     **params: Any,
 ) -> list[list[float]]:
     """The asyncio form of :func:`embed_vectors`."""
-    return await _aembed(None, _VECTORS, model, input, dimensions, timeout_ms, max_retries, headers, params)
+    return await _aembed(None, _VECTORS, model, input, dimensions, timeout_ms, max_retries, headers, _observed(params, on_event, traceparent))
 
 
 def _pem_or_path(value: str | os.PathLike[str] | None) -> str | None:
@@ -671,6 +960,10 @@ class Client:
     ``LLM_FALLBACK_BASE_URLS`` + ``LLM_FALLBACK_API_KEYS``), ``api_keys`` (else
     ``LLM_API_KEYS``), ``fallback_models`` (else ``LLM_FALLBACK_MODELS``), ``breaker_failures``
     and ``breaker_cooldown_ms`` (else ``LLM_BREAKER_FAILURES`` / ``LLM_BREAKER_COOLDOWN_MS``).
+
+    Events: ``on_event=fn`` receives every attempt and call of this client as an
+    :class:`Event` dict (besides the listeners of :func:`add_event_listener` and a call's own
+    ``on_event=``), on the package's event thread; see :func:`add_event_listener`.
 
     Raises:
         ConfigError: missing base URL or key, invalid URL or values, an unreadable PEM file.
@@ -704,6 +997,7 @@ class Client:
         fallback_models: Sequence[str] | None = None,
         breaker_failures: int | None = None,
         breaker_cooldown_ms: int | None = None,
+        on_event: Callable[[Event], object] | None = None,
     ) -> None:
         self._native = _native.NativeClient(
             base_url=base_url,
@@ -729,6 +1023,7 @@ class Client:
             fallback_models=_names(fallback_models, "fallback_models"),
             breaker_failures=breaker_failures,
             breaker_cooldown_ms=breaker_cooldown_ms,
+            on_event=None if on_event is None else _listen(on_event),
         )
 
     @property
@@ -781,10 +1076,12 @@ class Client:
         idle_timeout_ms: float | None = None,
         headers: Mapping[str, str] | None = None,
         stream: bool = False,
+        on_event: Callable[[Event], object] | None = None,
+        traceparent: str | None = None,
         **params: Any,
     ) -> Any:
         """See :func:`claw_llm.call_specific_model`; ``model`` empty uses the client's model."""
-        return _chat(self._native, model, messages, timeout_ms, max_retries, idle_timeout_ms, headers, stream, params)
+        return _chat(self._native, model, messages, timeout_ms, max_retries, idle_timeout_ms, headers, stream, _observed(params, on_event, traceparent))
 
     async def acall_specific_model(
         self,
@@ -796,11 +1093,21 @@ class Client:
         idle_timeout_ms: float | None = None,
         headers: Mapping[str, str] | None = None,
         stream: bool = False,
+        on_event: Callable[[Event], object] | None = None,
+        traceparent: str | None = None,
         **params: Any,
     ) -> Any:
         """See :func:`claw_llm.acall_specific_model`."""
         return await _achat(
-            self._native, model, messages, timeout_ms, max_retries, idle_timeout_ms, headers, stream, params
+            self._native,
+            model,
+            messages,
+            timeout_ms,
+            max_retries,
+            idle_timeout_ms,
+            headers,
+            stream,
+            _observed(params, on_event, traceparent),
         )
 
     def list_models(
@@ -809,9 +1116,11 @@ class Client:
         timeout_ms: float | None = None,
         max_retries: int | None = None,
         headers: Mapping[str, str] | None = None,
+        on_event: Callable[[Event], object] | None = None,
+        traceparent: str | None = None,
     ) -> dict[str, Any]:
         """See :func:`claw_llm.list_models`."""
-        return _models(self._native, timeout_ms, max_retries, headers)
+        return _models(self._native, timeout_ms, max_retries, headers, _observed({}, on_event, traceparent))
 
     async def alist_models(
         self,
@@ -819,9 +1128,11 @@ class Client:
         timeout_ms: float | None = None,
         max_retries: int | None = None,
         headers: Mapping[str, str] | None = None,
+        on_event: Callable[[Event], object] | None = None,
+        traceparent: str | None = None,
     ) -> dict[str, Any]:
         """See :func:`claw_llm.alist_models`."""
-        return await _amodels(self._native, timeout_ms, max_retries, headers)
+        return await _amodels(self._native, timeout_ms, max_retries, headers, _observed({}, on_event, traceparent))
 
     def embed(
         self,
@@ -832,10 +1143,12 @@ class Client:
         timeout_ms: float | None = None,
         max_retries: int | None = None,
         headers: Mapping[str, str] | None = None,
+        on_event: Callable[[Event], object] | None = None,
+        traceparent: str | None = None,
         **params: Any,
     ) -> dict[str, Any]:
         """See :func:`claw_llm.embed`; ``model`` empty uses the client's embedding model."""
-        return _embed(self._native, _EMBED, model, input, dimensions, timeout_ms, max_retries, headers, params)
+        return _embed(self._native, _EMBED, model, input, dimensions, timeout_ms, max_retries, headers, _observed(params, on_event, traceparent))
 
     async def aembed(
         self,
@@ -846,10 +1159,12 @@ class Client:
         timeout_ms: float | None = None,
         max_retries: int | None = None,
         headers: Mapping[str, str] | None = None,
+        on_event: Callable[[Event], object] | None = None,
+        traceparent: str | None = None,
         **params: Any,
     ) -> dict[str, Any]:
         """See :func:`claw_llm.aembed`."""
-        return await _aembed(self._native, _EMBED, model, input, dimensions, timeout_ms, max_retries, headers, params)
+        return await _aembed(self._native, _EMBED, model, input, dimensions, timeout_ms, max_retries, headers, _observed(params, on_event, traceparent))
 
     def embed_vectors(
         self,
@@ -860,10 +1175,12 @@ class Client:
         timeout_ms: float | None = None,
         max_retries: int | None = None,
         headers: Mapping[str, str] | None = None,
+        on_event: Callable[[Event], object] | None = None,
+        traceparent: str | None = None,
         **params: Any,
     ) -> list[list[float]]:
         """See :func:`claw_llm.embed_vectors`."""
-        return _embed(self._native, _VECTORS, model, input, dimensions, timeout_ms, max_retries, headers, params)
+        return _embed(self._native, _VECTORS, model, input, dimensions, timeout_ms, max_retries, headers, _observed(params, on_event, traceparent))
 
     async def aembed_vectors(
         self,
@@ -874,7 +1191,9 @@ class Client:
         timeout_ms: float | None = None,
         max_retries: int | None = None,
         headers: Mapping[str, str] | None = None,
+        on_event: Callable[[Event], object] | None = None,
+        traceparent: str | None = None,
         **params: Any,
     ) -> list[list[float]]:
         """See :func:`claw_llm.aembed_vectors`."""
-        return await _aembed(self._native, _VECTORS, model, input, dimensions, timeout_ms, max_retries, headers, params)
+        return await _aembed(self._native, _VECTORS, model, input, dimensions, timeout_ms, max_retries, headers, _observed(params, on_event, traceparent))

@@ -2,7 +2,7 @@
 
 import os
 from types import TracebackType
-from typing import Any, Iterator, Literal, Mapping, Sequence, overload
+from typing import Any, Callable, Iterator, Literal, Mapping, Sequence, TypedDict, TypeVar, overload
 
 from . import _native
 from ._errors import (
@@ -30,6 +30,18 @@ __all__ = [
     "list_models",
     "alist_models",
     "breaker_state",
+    "add_event_listener",
+    "remove_event_listener",
+    "flush_events",
+    "stats",
+    "reset_stats",
+    "metrics_text",
+    "flush_telemetry",
+    "Event",
+    "Usage",
+    "Stats",
+    "ModelStats",
+    "Latency",
     "Reply",
     "call_specific_model",
     "acall_specific_model",
@@ -60,6 +72,72 @@ __all__ = [
 ]
 
 Messages = Sequence[Mapping[str, Any]]
+
+class Usage(TypedDict):
+    """Token counts as the gateway reported them."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+class Event(TypedDict):
+    """One HTTP attempt (``type == "attempt"``) or one finished call (``type == "call"``)."""
+
+    type: Literal["attempt", "call"]
+    operation: Literal["chat", "stream", "embeddings", "models"]
+    model: str | None
+    endpoint: str
+    attempt: int
+    key_index: int | None
+    status: int | None
+    code: str | None
+    message: str | None
+    ok: bool
+    ms: float
+    ttft_ms: float | None
+    request_id: str | None
+    usage: Usage | None
+    retry_delay_ms: int | None
+
+class Latency(TypedDict):
+    """Call latency percentiles, in milliseconds."""
+
+    p50: float
+    p95: float
+    p99: float
+
+class ModelStats(TypedDict):
+    """One model's numbers."""
+
+    calls: int
+    failures: dict[str, int]
+    retries: int
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    latency_ms: Latency
+
+class Stats(TypedDict):
+    """What stats() returns."""
+
+    models: dict[str, ModelStats]
+    dropped_events: int
+
+_F = TypeVar("_F", bound=Callable[[Event], object])
+
+def add_event_listener(listener: _F) -> _F:
+    """Calls listener(event) for every attempt and call of the process; returns listener."""
+def remove_event_listener(listener: Callable[[Event], object]) -> bool:
+    """Removes a listener added with add_event_listener."""
+def flush_events(timeout: float = 5.0) -> bool:
+    """Waits until every event so far reached its listeners (at most timeout seconds)."""
+def stats() -> Stats:
+    """Usage per model since the process started (or reset_stats())."""
+def reset_stats() -> None: ...
+def metrics_text() -> str:
+    """stats() in the Prometheus text format."""
+def flush_telemetry(timeout: float = 2.0) -> bool:
+    """Exports the queued OpenTelemetry spans (at most timeout seconds)."""
 
 class Reply(dict[str, Any]):
     """The reply of a call that had fallbacks: the gateway's JSON plus ``attempts_detail``."""
@@ -121,6 +199,8 @@ def call_specific_model(
     idle_timeout_ms: float | None = None,
     headers: Mapping[str, str] | None = None,
     stream: Literal[False] = False,
+    on_event: Callable[[Event], object] | None = None,
+    traceparent: str | None = None,
     **params: Any,
 ) -> dict[str, Any]:
     """Chat completion: the gateway's JSON (dict), or a Stream with stream=True."""
@@ -134,6 +214,8 @@ def call_specific_model(
     idle_timeout_ms: float | None = None,
     headers: Mapping[str, str] | None = None,
     stream: Literal[True],
+    on_event: Callable[[Event], object] | None = None,
+    traceparent: str | None = None,
     **params: Any,
 ) -> Stream: ...
 @overload
@@ -146,6 +228,8 @@ def call_specific_model(
     idle_timeout_ms: float | None = None,
     headers: Mapping[str, str] | None = None,
     stream: bool,
+    on_event: Callable[[Event], object] | None = None,
+    traceparent: str | None = None,
     **params: Any,
 ) -> dict[str, Any] | Stream: ...
 
@@ -159,6 +243,8 @@ async def acall_specific_model(
     idle_timeout_ms: float | None = None,
     headers: Mapping[str, str] | None = None,
     stream: Literal[False] = False,
+    on_event: Callable[[Event], object] | None = None,
+    traceparent: str | None = None,
     **params: Any,
 ) -> dict[str, Any]:
     """Chat completion for asyncio: the JSON (dict), or an AsyncStream with stream=True."""
@@ -172,6 +258,8 @@ async def acall_specific_model(
     idle_timeout_ms: float | None = None,
     headers: Mapping[str, str] | None = None,
     stream: Literal[True],
+    on_event: Callable[[Event], object] | None = None,
+    traceparent: str | None = None,
     **params: Any,
 ) -> AsyncStream: ...
 @overload
@@ -184,6 +272,8 @@ async def acall_specific_model(
     idle_timeout_ms: float | None = None,
     headers: Mapping[str, str] | None = None,
     stream: bool,
+    on_event: Callable[[Event], object] | None = None,
+    traceparent: str | None = None,
     **params: Any,
 ) -> dict[str, Any] | AsyncStream: ...
 
@@ -192,12 +282,16 @@ def list_models(
     timeout_ms: float | None = None,
     max_retries: int | None = None,
     headers: Mapping[str, str] | None = None,
+    on_event: Callable[[Event], object] | None = None,
+    traceparent: str | None = None,
 ) -> dict[str, Any]: ...
 async def alist_models(
     *,
     timeout_ms: float | None = None,
     max_retries: int | None = None,
     headers: Mapping[str, str] | None = None,
+    on_event: Callable[[Event], object] | None = None,
+    traceparent: str | None = None,
 ) -> dict[str, Any]: ...
 def embed(
     model: str | None,
@@ -207,6 +301,8 @@ def embed(
     timeout_ms: float | None = None,
     max_retries: int | None = None,
     headers: Mapping[str, str] | None = None,
+    on_event: Callable[[Event], object] | None = None,
+    traceparent: str | None = None,
     **params: Any,
 ) -> dict[str, Any]: ...
 async def aembed(
@@ -217,6 +313,8 @@ async def aembed(
     timeout_ms: float | None = None,
     max_retries: int | None = None,
     headers: Mapping[str, str] | None = None,
+    on_event: Callable[[Event], object] | None = None,
+    traceparent: str | None = None,
     **params: Any,
 ) -> dict[str, Any]: ...
 def embed_vectors(
@@ -227,6 +325,8 @@ def embed_vectors(
     timeout_ms: float | None = None,
     max_retries: int | None = None,
     headers: Mapping[str, str] | None = None,
+    on_event: Callable[[Event], object] | None = None,
+    traceparent: str | None = None,
     **params: Any,
 ) -> list[list[float]]: ...
 async def aembed_vectors(
@@ -237,6 +337,8 @@ async def aembed_vectors(
     timeout_ms: float | None = None,
     max_retries: int | None = None,
     headers: Mapping[str, str] | None = None,
+    on_event: Callable[[Event], object] | None = None,
+    traceparent: str | None = None,
     **params: Any,
 ) -> list[list[float]]: ...
 
@@ -269,6 +371,7 @@ class Client:
         fallback_models: Sequence[str] | None = None,
         breaker_failures: int | None = None,
         breaker_cooldown_ms: int | None = None,
+        on_event: Callable[[Event], object] | None = None,
     ) -> None: ...
     def breaker_state(self) -> list[dict[str, Any]]: ...
     @property
@@ -298,6 +401,8 @@ class Client:
         idle_timeout_ms: float | None = None,
         headers: Mapping[str, str] | None = None,
         stream: Literal[False] = False,
+        on_event: Callable[[Event], object] | None = None,
+        traceparent: str | None = None,
         **params: Any,
     ) -> dict[str, Any]: ...
     @overload
@@ -311,6 +416,8 @@ class Client:
         idle_timeout_ms: float | None = None,
         headers: Mapping[str, str] | None = None,
         stream: Literal[True],
+        on_event: Callable[[Event], object] | None = None,
+        traceparent: str | None = None,
         **params: Any,
     ) -> Stream: ...
     @overload
@@ -324,6 +431,8 @@ class Client:
         idle_timeout_ms: float | None = None,
         headers: Mapping[str, str] | None = None,
         stream: bool,
+        on_event: Callable[[Event], object] | None = None,
+        traceparent: str | None = None,
         **params: Any,
     ) -> dict[str, Any] | Stream: ...
     @overload
@@ -337,6 +446,8 @@ class Client:
         idle_timeout_ms: float | None = None,
         headers: Mapping[str, str] | None = None,
         stream: Literal[False] = False,
+        on_event: Callable[[Event], object] | None = None,
+        traceparent: str | None = None,
         **params: Any,
     ) -> dict[str, Any]: ...
     @overload
@@ -350,6 +461,8 @@ class Client:
         idle_timeout_ms: float | None = None,
         headers: Mapping[str, str] | None = None,
         stream: Literal[True],
+        on_event: Callable[[Event], object] | None = None,
+        traceparent: str | None = None,
         **params: Any,
     ) -> AsyncStream: ...
     @overload
@@ -363,6 +476,8 @@ class Client:
         idle_timeout_ms: float | None = None,
         headers: Mapping[str, str] | None = None,
         stream: bool,
+        on_event: Callable[[Event], object] | None = None,
+        traceparent: str | None = None,
         **params: Any,
     ) -> dict[str, Any] | AsyncStream: ...
     def list_models(
@@ -371,6 +486,8 @@ class Client:
         timeout_ms: float | None = None,
         max_retries: int | None = None,
         headers: Mapping[str, str] | None = None,
+        on_event: Callable[[Event], object] | None = None,
+        traceparent: str | None = None,
     ) -> dict[str, Any]: ...
     async def alist_models(
         self,
@@ -378,6 +495,8 @@ class Client:
         timeout_ms: float | None = None,
         max_retries: int | None = None,
         headers: Mapping[str, str] | None = None,
+        on_event: Callable[[Event], object] | None = None,
+        traceparent: str | None = None,
     ) -> dict[str, Any]: ...
     def embed(
         self,
@@ -388,6 +507,8 @@ class Client:
         timeout_ms: float | None = None,
         max_retries: int | None = None,
         headers: Mapping[str, str] | None = None,
+        on_event: Callable[[Event], object] | None = None,
+        traceparent: str | None = None,
         **params: Any,
     ) -> dict[str, Any]: ...
     async def aembed(
@@ -399,6 +520,8 @@ class Client:
         timeout_ms: float | None = None,
         max_retries: int | None = None,
         headers: Mapping[str, str] | None = None,
+        on_event: Callable[[Event], object] | None = None,
+        traceparent: str | None = None,
         **params: Any,
     ) -> dict[str, Any]: ...
     def embed_vectors(
@@ -410,6 +533,8 @@ class Client:
         timeout_ms: float | None = None,
         max_retries: int | None = None,
         headers: Mapping[str, str] | None = None,
+        on_event: Callable[[Event], object] | None = None,
+        traceparent: str | None = None,
         **params: Any,
     ) -> list[list[float]]: ...
     async def aembed_vectors(
@@ -421,5 +546,7 @@ class Client:
         timeout_ms: float | None = None,
         max_retries: int | None = None,
         headers: Mapping[str, str] | None = None,
+        on_event: Callable[[Event], object] | None = None,
+        traceparent: str | None = None,
         **params: Any,
     ) -> list[list[float]]: ...

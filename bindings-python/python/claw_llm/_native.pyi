@@ -12,10 +12,17 @@ __all__ = [
     "__version__",
     "_after_fork_in_child",
     "_at_exit",
+    "_events_flush",
+    "_events_global",
+    "_events_wait",
     "_install",
     "breaker_state_json",
     "call",
+    "flush_telemetry",
+    "metrics_text",
+    "reset_stats",
     "start",
+    "stats_json",
 ]
 
 __version__: Final[str]
@@ -36,6 +43,18 @@ def call(
     """Runs a request synchronously (GIL released, Ctrl-C cancels). ``kind``: 0 chat,
     1 embeddings, 2 embedding vectors. ``payload``: JSON object of messages/input and options."""
 
+def _events_global(enabled: bool) -> None:
+    """Turns the process-wide core listener feeding the event queue on or off."""
+def _events_wait(timeout_ms: int) -> list[tuple[int, str | None]]:
+    """The event pump's wait (GIL released): ``[(tag, event JSON or None when the tag closed)]``,
+    ``[]`` after ``timeout_ms``; marks the previous batch delivered."""
+def _events_flush(timeout_ms: int) -> bool:
+    """Waits until every event so far reached the pump's listeners (never from the pump)."""
+def stats_json() -> str: ...
+def reset_stats() -> None: ...
+def metrics_text() -> str: ...
+def flush_telemetry(timeout_ms: int) -> bool:
+    """Exports the queued spans, waiting at most ``timeout_ms`` (GIL released)."""
 def doctor(args: list[str], env: dict[str, str]) -> dict[str, Any]: ...
 def breaker_state_json() -> str:
     """Every endpoint breaker of the process, as JSON."""
@@ -69,6 +88,7 @@ class NativeClient:
         fallback_models: list[str] | None = None,
         breaker_failures: int | None = None,
         breaker_cooldown_ms: int | None = None,
+        on_event: int | None = None,
     ) -> NativeClient: ...
     def breaker_state_json(self) -> str: ...
     @property
