@@ -264,6 +264,8 @@ fn run(d: &Dispatcher) {
             }
         };
         deliver(&delivery);
+        // The listeners it held go before the flush that waits for it returns.
+        drop(delivery);
         let mut q = lock(&d.queue);
         q.busy -= 1;
         if q.items.is_empty() && q.busy == 0 {

@@ -594,11 +594,10 @@ def _after_fork_in_child() -> None:
 
 
 def _at_exit() -> None:
-    """Interpreter exit: exports the spans still queued (at most 2 s; the core flushes again,
-    bounded, when the process ends), then cancels the requests in flight and keeps threads
-    still waiting on one, the event pump included, from re-entering Python during finalization
-    (see bindings-python/src/lifecycle.rs)."""
-    _native.flush_telemetry(2000)
+    """Interpreter exit: cancels the requests in flight and keeps threads still waiting on one,
+    the event pump included, from re-entering Python during finalization (see
+    bindings-python/src/lifecycle.rs). The spans still queued are exported by the core when
+    the process ends (at most 2 s), after finalization, without Python."""
     _native._at_exit()
 
 
