@@ -1,14 +1,15 @@
 //! Usage statistics per model since the process started (or [`reset_stats`]): calls, failures
 //! by code, retries, tokens and latency percentiles, and the same as Prometheus text.
 //!
-//! Every finished call adds to them, listener or not: one short lock and one histogram record
-//! (hdrhistogram: fixed memory per model, 3 significant digits, from 1 µs to an hour).
+//! Every finished call adds to them, listener or not: one uncontended lock (its thread's shard)
+//! and one histogram record (hdrhistogram: fixed memory per model, 2 significant digits, from
+//! 1 µs to an hour).
 
 use crate::events::Usage;
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 /// One model's numbers.
@@ -53,7 +54,7 @@ pub struct Stats {
 struct Entry {
     counts: ModelStats,
     /// Latency in microseconds.
-    latency: Histogram<u64>,
+    latency: Histogram<u32>,
     latency_sum: Duration,
 }
 
@@ -61,11 +62,50 @@ impl Entry {
     fn new() -> Entry {
         Entry {
             counts: ModelStats::default(),
-            // 1 µs … 1 hour at 3 significant digits: the bounds are valid, so this cannot fail.
-            latency: Histogram::new_with_bounds(1, 3_600_000_000, 3)
-                .unwrap_or_else(|_| Histogram::new(3).expect("3 significant digits are valid")),
+            // 1 µs … 1 hour at 2 significant digits (1 %): about 13 kB per model and thread.
+            // The bounds are valid, so this cannot fail.
+            latency: Histogram::new_with_bounds(1, 3_600_000_000, 2)
+                .unwrap_or_else(|_| Histogram::new(2).expect("2 significant digits are valid")),
             latency_sum: Duration::ZERO,
         }
+    }
+
+    fn add(
+        &mut self,
+        failure: Option<&'static str>,
+        retries: u32,
+        usage: Option<Usage>,
+        elapsed: Duration,
+    ) {
+        let c = &mut self.counts;
+        c.calls += 1;
+        c.retries += u64::from(retries);
+        if let Some(code) = failure {
+            *c.failures.entry(code.to_string()).or_insert(0) += 1;
+        }
+        if let Some(u) = usage {
+            c.prompt_tokens += u.prompt_tokens;
+            c.completion_tokens += u.completion_tokens;
+            c.total_tokens += u.total_tokens;
+        }
+        self.latency
+            .saturating_record((elapsed.as_micros() as u64).max(1));
+        self.latency_sum += elapsed;
+    }
+
+    fn merge(&mut self, other: &Entry) {
+        let (c, o) = (&mut self.counts, &other.counts);
+        c.calls += o.calls;
+        c.retries += o.retries;
+        for (code, n) in &o.failures {
+            *c.failures.entry(code.clone()).or_insert(0) += n;
+        }
+        c.prompt_tokens += o.prompt_tokens;
+        c.completion_tokens += o.completion_tokens;
+        c.total_tokens += o.total_tokens;
+        // Same bounds on both sides: adding cannot fail.
+        let _ = self.latency.add(&other.latency);
+        self.latency_sum += other.latency_sum;
     }
 
     fn snapshot(&self) -> ModelStats {
@@ -82,10 +122,44 @@ impl Entry {
     }
 }
 
-static STATS: Mutex<BTreeMap<String, Entry>> = Mutex::new(BTreeMap::new());
+/// The numbers of the calls that finished on one thread. Each thread adds to its own shard
+/// (a lock nobody else takes but a reader), so calls finishing on several runtime threads never
+/// wait on one another; [`stats`] adds the shards up.
+type Shard = Mutex<BTreeMap<String, Entry>>;
 
-fn table() -> MutexGuard<'static, BTreeMap<String, Entry>> {
-    STATS.lock().unwrap_or_else(PoisonError::into_inner)
+static SHARDS: Mutex<Vec<Arc<Shard>>> = Mutex::new(Vec::new());
+
+thread_local! {
+    static MINE: std::cell::OnceCell<Arc<Shard>> = const { std::cell::OnceCell::new() };
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn new_shard() -> Arc<Shard> {
+    let shard = Arc::new(Mutex::new(BTreeMap::new()));
+    lock(&SHARDS).push(shard.clone());
+    shard
+}
+
+/// Every shard's numbers added up.
+fn merged() -> BTreeMap<String, Entry> {
+    let shards: Vec<Arc<Shard>> = lock(&SHARDS).clone();
+    let mut all: BTreeMap<String, Entry> = BTreeMap::new();
+    for shard in shards {
+        for (model, e) in lock(&shard).iter() {
+            match all.get_mut(model) {
+                Some(into) => into.merge(e),
+                None => {
+                    let mut copy = Entry::new();
+                    copy.merge(e);
+                    all.insert(model.clone(), copy);
+                }
+            }
+        }
+    }
+    all
 }
 
 /// Adds one finished call.
@@ -96,31 +170,23 @@ pub(crate) fn record(
     usage: Option<Usage>,
     elapsed: Duration,
 ) {
-    let mut t = table();
-    let entry = match t.get_mut(model) {
-        Some(e) => e,
-        None => t.entry(model.to_string()).or_insert_with(Entry::new),
+    let add = |shard: &Shard| {
+        let mut t = lock(shard);
+        let entry = match t.get_mut(model) {
+            Some(e) => e,
+            None => t.entry(model.to_string()).or_insert_with(Entry::new),
+        };
+        entry.add(failure, retries, usage, elapsed);
     };
-    let c = &mut entry.counts;
-    c.calls += 1;
-    c.retries += u64::from(retries);
-    if let Some(code) = failure {
-        *c.failures.entry(code.to_string()).or_insert(0) += 1;
+    // A thread being torn down has no thread-local left: its calls go to a shard of their own.
+    if MINE.try_with(|m| add(m.get_or_init(new_shard))).is_err() {
+        add(&new_shard());
     }
-    if let Some(u) = usage {
-        c.prompt_tokens += u.prompt_tokens;
-        c.completion_tokens += u.completion_tokens;
-        c.total_tokens += u.total_tokens;
-    }
-    entry
-        .latency
-        .saturating_record((elapsed.as_micros() as u64).max(1));
-    entry.latency_sum += elapsed;
 }
 
 /// Every model's numbers since the process started or [`reset_stats`].
 pub fn stats() -> Stats {
-    let models = table()
+    let models = merged()
         .iter()
         .map(|(m, e)| (m.clone(), e.snapshot()))
         .collect();
@@ -132,14 +198,16 @@ pub fn stats() -> Stats {
 
 /// Starts the numbers again from zero (the dropped-event count is the process's and stays).
 pub fn reset_stats() {
-    table().clear();
+    for shard in lock(&SHARDS).iter() {
+        lock(shard).clear();
+    }
 }
 
 /// The same numbers as Prometheus' text exposition format (version 0.0.4): metric names start
 /// with `claw_llm_`, labels are `model` and, for failures, `code`.
 pub fn metrics_text() -> String {
-    let guard = table();
-    let t: &BTreeMap<String, Entry> = &guard;
+    let all = merged();
+    let t: &BTreeMap<String, Entry> = &all;
     let mut out = String::new();
     let mut family = |name: &str, kind: &str, help: &str, rows: &mut dyn FnMut(&mut String)| {
         let _ = writeln!(out, "# HELP {name} {help}");
@@ -284,12 +352,12 @@ mod tests {
             (9, 12, 21)
         );
         assert!(
-            (19.9..20.1).contains(&s.latency_ms.p50),
+            (19.8..20.2).contains(&s.latency_ms.p50),
             "{:?}",
             s.latency_ms
         );
         assert!(
-            (39.9..40.1).contains(&s.latency_ms.p99),
+            (39.6..40.4).contains(&s.latency_ms.p99),
             "{:?}",
             s.latency_ms
         );

@@ -48,3 +48,20 @@ def test_example_mem0_plugin_on_dashscope_and_minimax_like_models(gateway, tmp_p
     assert first_hit.endswith("I drink green tea every morning")
     embeds = [r for r in gateway.requests() if r["path"] == "/v1/embeddings"]
     assert all(len(r["body"]["input"]) <= 10 for r in embeds if isinstance(r["body"]["input"], list))
+
+
+def test_example_observability(gateway, tmp_path):
+    out = run(
+        "observability.py",
+        gateway,
+        tmp_path,
+        LLM_MODEL_ID="mock-ok",
+        EMBEDDING_MODEL_ID="mock-embed",
+        OTEL_EXPORTER_OTLP_ENDPOINT=gateway.url,
+    )
+    assert "chat: echo: Name a colour." in out
+    assert "spent " in out and "on mock-ok" in out
+    assert 'claw_llm_calls_total{model="mock-ok"} 1' in out
+    # The spans were exported at exit, without a flush in the script.
+    spans = gateway._get("/__mock/spans")
+    assert any(s["name"] == "chat mock-ok" for s in spans)
