@@ -125,3 +125,11 @@ test('examples/node/stream.js prints the tokens, then the finish reason and usag
   assert.equal(text, 'Hello, world!');
   assert.match(summary, /^\[stop\] request req_\d+, usage \{"prompt_tokens":\d+/);
 });
+
+test('examples/node/observability.js prints the tokens spent and the calls counter', async () => {
+  const r = await runNode([path.join(ROOT, 'examples', 'node', 'observability.js')], gateway('mock-ok'));
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /Name a colour\. -> echo: Name a colour\./);
+  assert.match(r.stdout, /spent \d+ tokens in 3 calls \(p50 [\d.]+ ms\)/);
+  assert.match(r.stdout, /claw_llm_calls_total\{model="mock-ok"\} 3/);
+});
