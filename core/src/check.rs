@@ -218,8 +218,7 @@ pub(crate) fn check_body(
             }
             let usage = p
                 .usage
-                .and_then(|(from, to)| serde_json::from_slice::<Value>(&bytes[from..to]).ok())
-                .and_then(|u| crate::events::Usage::from_value(&u));
+                .and_then(|(from, to)| crate::events::Usage::from_json(&bytes[from..to]));
             Ok(RawResponse {
                 status,
                 request_id,

@@ -80,6 +80,30 @@ impl Usage {
         })
     }
 
+    /// Reads a `usage` object from its JSON text, without building a tree (every call does
+    /// this for the statistics).
+    pub(crate) fn from_json(text: &[u8]) -> Option<Usage> {
+        #[derive(serde::Deserialize)]
+        struct Counts {
+            prompt_tokens: Option<u64>,
+            completion_tokens: Option<u64>,
+            total_tokens: Option<u64>,
+        }
+        let c: Counts = serde_json::from_slice(text).ok()?;
+        if c.prompt_tokens.is_none() && c.completion_tokens.is_none() && c.total_tokens.is_none() {
+            return None;
+        }
+        let (prompt, completion) = (
+            c.prompt_tokens.unwrap_or(0),
+            c.completion_tokens.unwrap_or(0),
+        );
+        Some(Usage {
+            prompt_tokens: prompt,
+            completion_tokens: completion,
+            total_tokens: c.total_tokens.unwrap_or(prompt + completion),
+        })
+    }
+
     /// Adds another batch's counts (embeddings in several requests).
     pub fn add(&mut self, other: Usage) {
         self.prompt_tokens += other.prompt_tokens;
