@@ -270,9 +270,14 @@ pub(crate) fn emit(event: Event, own: [Option<Listener>; 2]) {
         DROPPED.fetch_add(1, Ordering::Relaxed);
         return;
     }
+    // The dispatcher waits only once it emptied the queue: only the first event after that
+    // needs to wake it (a futex call saved per event under load).
+    let was_empty = q.items.is_empty();
     q.items.push_back(Delivery { event, own });
     drop(q);
-    d.ready.notify_one();
+    if was_empty {
+        d.ready.notify_one();
+    }
 }
 
 fn run(d: &Dispatcher) {
