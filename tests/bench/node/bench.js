@@ -60,7 +60,22 @@ function makePeer(name, base, streamBase) {
     } else {
       api = claw.createClient({ baseUrl: base, apiKey: API_KEY });
     }
+    let observed = null;
+    if (name === 'claw-client') {
+      // The same calls with an event listener (it does nothing), and with spans exported to
+      // nginx's /otlp/v1/traces.
+      const listened = claw.createClient({ baseUrl: base, apiKey: API_KEY, onEvent: () => {} });
+      process.env.OTEL_EXPORTER_OTLP_ENDPOINT = `${base.replace(/\/v1$/, '')}/otlp`;
+      const traced = claw.createClient({ baseUrl: base, apiKey: API_KEY });
+      delete process.env.OTEL_EXPORTER_OTLP_ENDPOINT;
+      observed = {
+        listened: async () => contentLen(await listened.callSpecificModel(MODEL, messages(), { temperature: 0 })),
+        traced: async () => contentLen(await traced.callSpecificModel(MODEL, messages(), { temperature: 0 })),
+        flush: () => claw.flushTelemetry(5000),
+      };
+    }
     return {
+      observed,
       chat: async () => contentLen(await api.callSpecificModel(MODEL, messages(), { temperature: 0 })),
       embed: async () => vectorLen(await api.embed(EMBED_MODEL, 'hello world')),
       stream: async () => {
@@ -153,7 +168,17 @@ async function main() {
   const [streamsPs, , streamCps] = peer.stream ? await timed(2, peer.stream) : [null, null, null];
   const [embedPs, embedCpu] = await timed(20, peer.embed);
 
+  // 5. claw-client only: sequential calls with an event listener, and with OTLP export on.
+  let observed = {};
+  if (peer.observed) {
+    const [lPs, lCpu] = await timed(100, peer.observed.listened);
+    const [tPs, tCpu] = await timed(100, peer.observed.traced);
+    peer.observed.flush();
+    observed = { listener_us: 1e6 / lPs, listener_cpu_us: lCpu, otel_us: 1e6 / tPs, otel_cpu_us: tCpu };
+  }
+
   return {
+    ...observed,
     seq_cps: seqCps,
     seq_cpu_us: seqCpu,
     conc_cps: measured / ((end - mark.at) / 1000),
