@@ -10,6 +10,7 @@ use crate::options::CallOptions;
 use crate::retry::{self, Failed};
 use crate::transport::{connection_error, is_event_stream, read_capped};
 use bytes::Bytes;
+use futures::FutureExt;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, AUTHORIZATION, CONTENT_TYPE};
 use serde_json::Value;
 use tokio::time::Instant;
@@ -71,35 +72,38 @@ pub(crate) struct Tag<'a> {
     pub model: Option<&'a str>,
 }
 
-/// Sends one attempt of a request and reports it to the call's observers.
+/// Sends one attempt of a request and reports it to the call's observers. A plain function
+/// returning a combinator: an `async fn` here would store its arguments a second time beside
+/// the exchange's future, and every call future would carry that copy.
 #[allow(clippy::too_many_arguments)]
-pub(crate) async fn send(
-    cfg: &Config,
-    http: &reqwest::Client,
-    url: &str,
-    endpoint: Option<&reqwest::Url>,
+pub(crate) fn send<'a>(
+    cfg: &'a Config,
+    http: &'a reqwest::Client,
+    url: &'a str,
+    endpoint: Option<&'a reqwest::Url>,
     headers: HeaderMap,
     body: Bytes,
     kind: Kind,
     want: Want,
     attempt_no: u32,
-    obs: &CallObs,
-    tag: Tag<'_>,
-) -> std::result::Result<Reply, Failed> {
+    obs: &'a CallObs,
+    tag: Tag<'a>,
+) -> impl std::future::Future<Output = std::result::Result<Reply, Failed>> + 'a {
     let started = Instant::now();
-    let result = exchange(
+    exchange(
         cfg, http, url, endpoint, headers, body, kind, want, attempt_no,
     )
-    .await;
-    let facts = AttemptFacts {
-        url,
-        key_index: tag.key_index,
-        model: tag.model,
-        number: attempt_no,
-        started,
-    };
-    obs.attempt(facts, &result);
-    result
+    .map(move |result| {
+        let facts = AttemptFacts {
+            url,
+            key_index: tag.key_index,
+            model: tag.model,
+            number: attempt_no,
+            started,
+        };
+        obs.attempt(facts, &result);
+        result
+    })
 }
 
 /// One attempt: the request out, its answer classified.

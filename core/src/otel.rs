@@ -66,10 +66,7 @@ pub(crate) fn settings(get: &dyn Fn(&str) -> Option<String>) -> Result<Option<Se
 
 /// A caller's trace to join: a W3C `traceparent` (`00-<trace id>-<parent id>-<flags>`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TraceParent {
-    text: String,
-    context: SpanContext,
-}
+pub struct TraceParent(Box<(String, SpanContext)>);
 
 impl TraceParent {
     /// Parses a `traceparent` value; anything else is `LLM_CLIENT_CONFIG`.
@@ -98,21 +95,22 @@ impl TraceParent {
         if trace_id == TraceId::INVALID || span_id == SpanId::INVALID {
             return Err(bad());
         }
-        Ok(TraceParent {
-            text: text.trim().to_string(),
-            context: SpanContext::new(
+        // Boxed: a call's options stay one pointer bigger, not a span context bigger.
+        Ok(TraceParent(Box::new((
+            text.trim().to_string(),
+            SpanContext::new(
                 trace_id,
                 span_id,
                 TraceFlags::new(flags),
                 true,
                 TraceState::default(),
             ),
-        })
+        ))))
     }
 
     /// The header value as given.
     pub fn as_str(&self) -> &str {
-        &self.text
+        &self.0 .0
     }
 }
 
@@ -261,7 +259,7 @@ impl CallSpan {
                 .build(),
         );
         let parent = match s.parent {
-            Some(p) => Context::new().with_remote_span_context(p.context.clone()),
+            Some(p) => Context::new().with_remote_span_context(p.0 .1.clone()),
             None => Context::current(),
         };
         let url = reqwest::Url::parse(s.url).ok();
