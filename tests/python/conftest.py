@@ -3,6 +3,7 @@ clean environment pointing at it. Nothing here reaches beyond 127.0.0.1."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -82,10 +84,12 @@ class Gateway:
             time.sleep(0.02)
 
 
-@pytest.fixture(scope="session")
-def gateway():
+@contextlib.contextmanager
+def running_gateway(expect_key: str = KEY) -> Iterator[Gateway]:
+    """A mock gateway of its own for the block, expecting ``expect_key``; it exits with the
+    block (on stdin EOF, killed after 10 s)."""
     proc = subprocess.Popen(
-        [str(gateway_binary()), "--port", "0", "--expect-key", KEY],
+        [str(gateway_binary()), "--port", "0", "--expect-key", expect_key],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
@@ -103,6 +107,12 @@ def gateway():
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture(scope="session")
+def gateway():
+    with running_gateway() as gw:
+        yield gw
 
 
 @pytest.fixture(autouse=True)

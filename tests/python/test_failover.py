@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
 import time
 import uuid
 
 import pytest
 
 import claw_llm
-from conftest import KEY, USER, gateway_binary
+from conftest import KEY, USER, running_gateway
 
 
 def refused() -> str:
@@ -66,21 +65,9 @@ def test_failover_refused_endpoint_moves_to_next(gateway, monkeypatch):
 
 
 def test_failover_gateway_killed_mid_run(gateway):
-    proc = subprocess.Popen(
-        [str(gateway_binary()), "--port", "0", "--expect-key", KEY],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        primary = proc.stdout.readline().strip()
-        client = routed(primary, [gateway.url])
+    with running_gateway() as primary:
+        client = routed(primary.url, [gateway.url])
         assert len(client.call_specific_model("qwen-plus", USER, max_retries=0).attempts_detail) == 1
-    finally:
-        assert proc.stdin is not None
-        proc.stdin.close()  # the mock exits on stdin EOF
-        proc.wait(timeout=10)
     r = client.call_specific_model("qwen-plus", USER, max_retries=0)
     assert [a["code"] for a in r.attempts_detail] == ["LLM_CONNECTION_ERROR", None]
     assert r["choices"][0]["message"]["content"] == "echo: hi"

@@ -9,14 +9,13 @@ from __future__ import annotations
 import asyncio
 import gc
 import socket
-import subprocess
 import threading
 import time
 
 import pytest
 
 import claw_llm
-from conftest import KEY, USER, Gateway, gateway_binary
+from conftest import KEY, USER, Gateway, running_gateway
 
 MIB = 1024 * 1024
 #: What "settles within its deadline" allows on top of the deadline (seconds).
@@ -415,25 +414,8 @@ def test_gzip_body_within_the_cap_is_inflated(client):
 @pytest.fixture
 def other_gateway():
     """A second mock instance, for cross-host redirects."""
-    proc = subprocess.Popen(
-        [str(gateway_binary()), "--port", "0", "--expect-key", KEY],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        url = proc.stdout.readline().strip()
-        assert url.startswith("http://127.0.0.1:"), url
-        yield Gateway(proc, url)
-    finally:
-        if proc.stdin:
-            proc.stdin.close()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    with running_gateway() as gw:
+        yield gw
 
 
 @pytest.mark.parametrize("mode", MODES)

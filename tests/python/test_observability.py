@@ -19,7 +19,7 @@ import weakref
 import pytest
 
 import claw_llm
-from conftest import KEY, USER, gateway_binary
+from conftest import KEY, USER, running_gateway
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 PARENT_SPAN = "b7ad6b7169203331"
@@ -235,17 +235,9 @@ def test_otel_content_only_when_capture_enabled(otlp, monkeypatch):
 
 def test_observability_never_shows_the_key(otlp):
     secret = "sk-obs-secret-never-shown"
-    proc = subprocess.Popen(
-        [str(gateway_binary()), "--port", "0", "--expect-key", secret],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        url = proc.stdout.readline().strip()
+    with running_gateway(secret) as own:
         rec = Recorder()
-        client = claw_llm.Client(base_url=url, api_key=secret, on_event=rec)
+        client = claw_llm.Client(base_url=own.url, api_key=secret, on_event=rec)
         ok, denied = unique("auth"), unique("err-oneapi")
         client.call_specific_model(ok, USER)
         with pytest.raises(claw_llm.AuthenticationError):
@@ -253,10 +245,6 @@ def test_observability_never_shows_the_key(otlp):
         spans = spans_of(otlp, ok) + spans_of(otlp, denied)
         assert len(spans) == 2
         text = repr(rec.got()) + repr(claw_llm.stats()) + claw_llm.metrics_text() + repr(spans)
-    finally:
-        assert proc.stdin is not None
-        proc.stdin.close()  # the mock exits on stdin EOF
-        proc.wait(timeout=10)
     assert secret not in text
     assert ok in text and denied in text
 
