@@ -275,7 +275,11 @@ impl CallObs {
                     ),
                     Reply::Stream(_) => (None, None),
                 };
-                let (status, request_id) = reply_head(reply);
+                // The request id goes only into a call event: no copy when nobody listens.
+                let (status, request_id) = match self.live {
+                    Some(_) => reply_head(reply),
+                    None => (0, None),
+                };
                 self.finish(Some(status), request_id, usage, answer, None);
             }
             Err(e) => self.finish(None, None, None, None, Some(e)),
