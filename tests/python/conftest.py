@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -82,6 +83,15 @@ class Gateway:
             if now <= n or time.monotonic() > deadline:
                 return now
             time.sleep(0.02)
+
+
+def refused() -> str:
+    """A base URL whose port nothing listens on (bound, then released)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return f"http://127.0.0.1:{port}"
 
 
 @contextlib.contextmanager

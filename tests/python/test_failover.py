@@ -4,23 +4,13 @@ breakers, and where each attempt went. Same names as the Rust and Node suites.""
 from __future__ import annotations
 
 import json
-import socket
 import time
 import uuid
 
 import pytest
 
 import claw_llm
-from conftest import KEY, USER, running_gateway
-
-
-def refused() -> str:
-    """A base URL whose port nothing listens on (bound, then released)."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return f"http://127.0.0.1:{port}"
+from conftest import KEY, USER, refused, running_gateway
 
 
 def gw_as(gateway, spec: str) -> str:

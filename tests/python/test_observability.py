@@ -19,7 +19,7 @@ import weakref
 import pytest
 
 import claw_llm
-from conftest import KEY, USER, running_gateway
+from conftest import KEY, USER, refused, running_gateway
 
 TRACE_ID = "0af7651916cd43dd8448eb211c80319c"
 PARENT_SPAN = "b7ad6b7169203331"
@@ -54,15 +54,6 @@ class Recorder:
         while not any(e["type"] == "call" for e in self.got()) and time.monotonic() < deadline:
             time.sleep(0.01)
         return self.got()
-
-
-def refused() -> str:
-    """A base URL whose port nothing listens on (bound, then released)."""
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return f"http://127.0.0.1:{port}"
 
 
 def spans_of(gateway, model: str) -> list[dict]:
